@@ -1,0 +1,45 @@
+//! The wasmtime host of the `anthropic-wif` component.
+//!
+//! The component owns the logic of Workload Identity Federation; this crate
+//! owns every byte of I/O. It loads the component (the one built from this
+//! repository is embedded), grants it files, variables, origins and commands
+//! under a deny-by-default [`Policy`], hardens each capability (no redirects,
+//! capped bodies and outputs, timeouts, no shell), runs it under a memory cap
+//! and a deadline, and caches tokens so that the hot path never enters
+//! WebAssembly.
+//!
+//! ```no_run
+//! use host_example::{Policy, Provider};
+//!
+//! let policy = Policy::from_toml(r#"
+//!     [files]
+//!     allow = ["/var/run/secrets/anthropic.com/token"]
+//!     [http]
+//!     allow_origins = ["https://api.anthropic.com"]
+//! "#)?;
+//! let provider = Provider::builder().policy(policy).build()?;
+//! let config = r#"{"type": "workload_identity_federation",
+//!     "workload_identity_federation": {
+//!         "federation_rule_id": "fdrl_01", "organization_id": "00000000-0000-0000-0000-000000000000",
+//!         "identity_token": {"file": "/var/run/secrets/anthropic.com/token"}}}"#;
+//! let token = provider.get_token(config)?;
+//! println!("Authorization: Bearer {}", token.token.expose());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod bindings;
+pub mod capabilities;
+pub mod clock;
+pub mod config_file;
+pub mod error;
+pub mod loopback;
+pub mod policy;
+pub mod provider;
+pub mod token;
+
+pub use capabilities::{WifCtx, WifCtxBuilder, WifView, add_to_linker};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Rejection, SourceKind};
+pub use policy::{Policy, PolicyError};
+pub use provider::{EMBEDDED_COMPONENT, Provider, ProviderBuilder, Requirements};
+pub use token::{AccessToken, OAUTH_BETA, Secret};

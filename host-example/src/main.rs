@@ -1,0 +1,234 @@
+//! `wif-host`: mint Anthropic access tokens through Workload Identity
+//! Federation with the embedded component.
+//!
+//! Exit codes: 0 success, 2 usage, 3 invalid config or policy, 4 denied by
+//! the policy, 5 no token could be obtained. The token goes to stdout only;
+//! every diagnostic goes to stderr.
+
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use host_example::config_file::{ConfigFileError, load_auth};
+use host_example::policy::{MinimalPolicy, PolicyError};
+use host_example::{Error, Policy, Provider, Requirements};
+
+#[derive(Parser)]
+#[command(
+    name = "wif-host",
+    version,
+    about = "Anthropic access tokens through Workload Identity Federation"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole flow for all four identity-token sources against
+    /// loopback stand-ins (no network beyond 127.0.0.1).
+    Demo,
+    /// Print an access token for a config.
+    Token {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Policy file (TOML). Without it, the minimal policy the config
+        /// needs is derived, as `wif-host policy` prints it.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Output: the bare token, JSON, or a shell `export` line.
+        #[arg(long, value_enum, default_value_t = Format::Raw)]
+        format: Format,
+        /// Load this component instead of the embedded one.
+        #[arg(long)]
+        component: Option<PathBuf>,
+    },
+    /// Validate a config and print what it requires.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the minimal policy a config needs (TOML).
+    Policy {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// Config file: an `auth` block or an agent config, YAML or JSON.
+    #[arg(long)]
+    config: PathBuf,
+    /// In an agent config, the model whose auth to use.
+    #[arg(long)]
+    model: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Raw,
+    Json,
+    Env,
+}
+
+/// A failure and its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+const BAD_CONFIG: u8 = 3;
+const DENIED: u8 = 4;
+const NO_TOKEN: u8 = 5;
+
+impl From<ConfigFileError> for Failure {
+    fn from(e: ConfigFileError) -> Failure {
+        Failure {
+            code: BAD_CONFIG,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<PolicyError> for Failure {
+    fn from(e: PolicyError) -> Failure {
+        Failure {
+            code: BAD_CONFIG,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let code = match e {
+            Error::InvalidConfig { .. } => BAD_CONFIG,
+            Error::Denied { .. } => DENIED,
+            _ => NO_TOKEN,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WIF_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo => demo::run(),
+        Command::Token {
+            config,
+            policy,
+            format,
+            component,
+        } => token(&config, policy.as_deref(), format, component.as_deref()),
+        Command::Check { config } => check(&config),
+        Command::Policy { config } => policy(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("wif-host: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn token(
+    args: &ConfigArgs,
+    policy: Option<&Path>,
+    format: Format,
+    component: Option<&Path>,
+) -> Result<(), Failure> {
+    let config = load_auth(&args.config, args.model.as_deref())?;
+    let policy = match policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&config)?.policy,
+    };
+    let mut builder = Provider::builder().policy(policy);
+    if let Some(path) = component {
+        builder = builder.component_file(path)?;
+    }
+    let token = builder.build()?.get_token(&config)?;
+    let secret = token.token.expose();
+    match format {
+        Format::Raw => println!("{secret}"),
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({
+                "access_token": secret,
+                "token_type": token.token_type,
+                "expires_at": token.expires_at,
+                "refresh_after": token.refresh_after,
+            })
+        ),
+        Format::Env => println!("export ANTHROPIC_AUTH_TOKEN='{secret}'"),
+    }
+    Ok(())
+}
+
+fn check(args: &ConfigArgs) -> Result<(), Failure> {
+    let config = load_auth(&args.config, args.model.as_deref())?;
+    let needs = Provider::builder().build()?.requirements(&config)?;
+    println!("config is valid; it requires:");
+    print_requirements(&needs);
+    Ok(())
+}
+
+fn policy(args: &ConfigArgs) -> Result<(), Failure> {
+    let config = load_auth(&args.config, args.model.as_deref())?;
+    let minimal = derive(&config)?;
+    print!("{}", minimal.toml);
+    for note in &minimal.notes {
+        eprintln!("wif-host: note: {note}");
+    }
+    Ok(())
+}
+
+/// The minimal policy for a config, with `${VAR}` origins resolved from this
+/// process's environment.
+fn derive(config: &str) -> Result<MinimalPolicy, Failure> {
+    let needs = Provider::builder().build()?.requirements(config)?;
+    Ok(Policy::minimal(&needs, |name| std::env::var(name).ok()))
+}
+
+fn print_requirements(needs: &Requirements) {
+    let line = |label: &str, items: Vec<String>| {
+        if !items.is_empty() {
+            println!("  {label}:");
+            for item in items {
+                println!("    {item}");
+            }
+        }
+    };
+    line("environment variables", needs.env.clone());
+    line("files", needs.files.clone());
+    line("origins", needs.origins.clone());
+    line(
+        "identity URLs",
+        needs
+            .urls
+            .iter()
+            .map(|(template, origin)| match origin {
+                Some(origin) => format!("{template} (origin {origin})"),
+                None => format!("{template} (origin set by a variable)"),
+            })
+            .collect(),
+    );
+    line(
+        "commands",
+        needs.commands.iter().map(|argv| argv.join(" ")).collect(),
+    );
+}

@@ -1,0 +1,331 @@
+//! The provider: the component loaded once, called from any thread.
+//!
+//! - Tokens are kept by the host until the component's `refresh-after`; until
+//!   then [`Provider::get_token`] is a read under a shared lock and does not
+//!   enter the component.
+//! - After it, one caller at a time enters the component (single flight);
+//!   callers that waited find the fresh token and return without a second
+//!   exchange.
+//! - Every call runs under a memory cap and a deadline on the component's own
+//!   time (epoch interruption; I/O time does not count). A trap drops the
+//!   instance; the next call instantiates a fresh one.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+
+use crate::bindings::exports::anthropic_wif::federation::provider as wit;
+use crate::bindings::{Federation, FederationPre};
+use crate::capabilities::{WifCtx, WifView, add_to_linker};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::policy::Policy;
+use crate::token::{AccessToken, Secret};
+
+/// The component built from this repository, embedded at build time.
+pub const EMBEDDED_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/anthropic_wif.wasm"));
+
+/// Default cap on the component's linear memory.
+pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
+/// Default limit on the component's own (non-I/O) time per call.
+pub const DEFAULT_CALL_BUDGET: Duration = Duration::from_secs(5);
+/// How often the epoch advances, and so the granularity of the deadline.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// What a config needs from the host (from the component's
+/// `requirements`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requirements {
+    /// Environment variables.
+    pub env: Vec<String>,
+    /// Files.
+    pub files: Vec<String>,
+    /// Fixed origins (`scheme://host[:port]`).
+    pub origins: Vec<String>,
+    /// Identity URLs as written, with their origin when fixed.
+    pub urls: Vec<(String, Option<String>)>,
+    /// Commands as argv.
+    pub commands: Vec<Vec<String>>,
+}
+
+/// Builds a [`Provider`].
+pub struct ProviderBuilder {
+    policy: Policy,
+    clock: Option<Arc<dyn Clock>>,
+    component: Option<Vec<u8>>,
+    memory_limit: usize,
+    call_budget: Duration,
+}
+
+impl ProviderBuilder {
+    /// Grants what `policy` grants (the default grants nothing).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Uses `clock` as the component's wall clock and for the host cache.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Loads this component instead of the embedded one.
+    pub fn component_bytes(mut self, bytes: Vec<u8>) -> Self {
+        self.component = Some(bytes);
+        self
+    }
+
+    /// Loads the component from a file instead of the embedded one.
+    pub fn component_file(self, path: &Path) -> Result<Self, Error> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::Load(format!("reading {}: {e}", path.display())))?;
+        Ok(self.component_bytes(bytes))
+    }
+
+    /// Caps the component's memory (default 64 MiB).
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Limits the component's own time per call, I/O excluded (default 5 s).
+    pub fn call_budget(mut self, budget: Duration) -> Self {
+        self.call_budget = budget;
+        self
+    }
+
+    /// Compiles and links the component.
+    pub fn build(self) -> Result<Provider, Error> {
+        let load = |e: wasmtime::Error| Error::Load(format!("{e:#}"));
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(load)?;
+        let bytes = self.component.as_deref().unwrap_or(EMBEDDED_COMPONENT);
+        let component = Component::new(&engine, bytes).map_err(load)?;
+        let mut linker = Linker::<StoreState>::new(&engine);
+        add_to_linker(&mut linker, |state: &mut StoreState| WifView {
+            ctx: &state.ctx,
+            io_time: &mut state.io_time,
+        })
+        .map_err(load)?;
+        let pre =
+            FederationPre::new(linker.instantiate_pre(&component).map_err(load)?).map_err(load)?;
+        let mut ctx = WifCtx::builder().policy(self.policy);
+        if let Some(clock) = self.clock {
+            ctx = ctx.clock(clock);
+        }
+        start_epoch_ticker(&engine);
+        Ok(Provider {
+            engine,
+            pre,
+            ctx: Arc::new(ctx.build()),
+            memory_limit: self.memory_limit,
+            call_budget: self.call_budget,
+            instance: Mutex::new(None),
+            tokens: RwLock::new(HashMap::new()),
+        })
+    }
+}
+
+/// The component, loaded and ready to mint tokens. `Send + Sync`: share it
+/// with an `Arc`.
+pub struct Provider {
+    engine: Engine,
+    pre: FederationPre<StoreState>,
+    ctx: Arc<WifCtx>,
+    memory_limit: usize,
+    call_budget: Duration,
+    instance: Mutex<Option<Live>>,
+    tokens: RwLock<HashMap<String, AccessToken>>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("memory_limit", &self.memory_limit)
+            .field("call_budget", &self.call_budget)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live instance and its store.
+struct Live {
+    store: Store<StoreState>,
+    bindings: Federation,
+}
+
+/// The data of a store.
+struct StoreState {
+    ctx: Arc<WifCtx>,
+    limits: StoreLimits,
+    io_time: Duration,
+    call_started: Instant,
+    call_budget: Duration,
+}
+
+impl Provider {
+    /// A builder with the embedded component, a policy that grants nothing
+    /// and the system clock.
+    pub fn builder() -> ProviderBuilder {
+        ProviderBuilder {
+            policy: Policy::default(),
+            clock: None,
+            component: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            call_budget: DEFAULT_CALL_BUDGET,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        self.ctx.policy()
+    }
+
+    /// A valid access token for the `auth` block `config_json`.
+    pub fn get_token(&self, config_json: &str) -> Result<AccessToken, Error> {
+        if let Some(token) = self.cached(config_json) {
+            return Ok(token);
+        }
+        let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(token) = self.cached(config_json) {
+            return Ok(token);
+        }
+        let result = self.call(&mut instance, |b, s| b.call_get_token(s, config_json))?;
+        let token = result.map_err(Error::from)?;
+        let token = AccessToken {
+            token: Secret::new(token.token),
+            token_type: token.token_type,
+            expires_at: token.expires_at,
+            refresh_after: token.refresh_after,
+        };
+        self.tokens
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(config_json.to_string(), token.clone());
+        Ok(token)
+    }
+
+    /// Drops the token cached for `config_json`, in the host and in the
+    /// component; the next [`Provider::get_token`] exchanges. Call it when
+    /// the API answers 401.
+    pub fn invalidate(&self, config_json: &str) -> Result<(), Error> {
+        let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
+        self.tokens
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(config_json);
+        self.call(&mut instance, |b, s| b.call_invalidate(s, config_json))
+    }
+
+    /// Validates `config_json` and lists what it needs from the host.
+    pub fn requirements(&self, config_json: &str) -> Result<Requirements, Error> {
+        let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
+        let needs = self.call(&mut instance, |b, s| b.call_requirements(s, config_json))?;
+        let needs = needs.map_err(Error::from)?;
+        Ok(Requirements {
+            env: needs.env,
+            files: needs.files,
+            origins: needs.origins,
+            urls: needs
+                .urls
+                .into_iter()
+                .map(|u| (u.template, u.origin))
+                .collect(),
+            commands: needs.commands,
+        })
+    }
+
+    /// The cached token for `config_json`, while the component said it may
+    /// be served.
+    fn cached(&self, config_json: &str) -> Option<AccessToken> {
+        let now = self.ctx.clock().now().as_secs();
+        let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+        tokens
+            .get(config_json)
+            .filter(|t| now < t.refresh_after)
+            .cloned()
+    }
+
+    /// Calls into the component, instantiating it first if needed; a trap
+    /// drops the instance.
+    fn call<R>(
+        &self,
+        slot: &mut Option<Live>,
+        f: impl FnOnce(&wit::Guest, &mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Error> {
+        let live = match slot {
+            Some(live) => live,
+            None => slot.insert(self.instantiate()?),
+        };
+        let state = live.store.data_mut();
+        state.io_time = Duration::ZERO;
+        state.call_started = Instant::now();
+        live.store.set_epoch_deadline(1);
+        let result = f(
+            live.bindings.anthropic_wif_federation_provider(),
+            &mut live.store,
+        );
+        result.map_err(|trap| {
+            *slot = None;
+            Error::Component(describe_trap(&trap))
+        })
+    }
+
+    fn instantiate(&self) -> Result<Live, Error> {
+        let state = StoreState {
+            ctx: self.ctx.clone(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.memory_limit)
+                .trap_on_grow_failure(true)
+                .build(),
+            io_time: Duration::ZERO,
+            call_started: Instant::now(),
+            call_budget: self.call_budget,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_callback(|ctx| {
+            let state = ctx.data();
+            if state.call_started.elapsed() > state.call_budget + state.io_time {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| Error::Load(format!("instantiating the component: {e:#}")))?;
+        Ok(Live { store, bindings })
+    }
+}
+
+/// A trap as text: its code when it has one, without the component's data.
+fn describe_trap(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => "it ran past its time budget and was interrupted".into(),
+        Some(trap) => format!("it trapped: {trap}"),
+        None => format!("{error}"),
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is
+/// dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+}

@@ -1,0 +1,61 @@
+//! The access token as the host hands it out, with redacted `Debug`.
+
+use std::fmt;
+
+/// A secret string. `Debug` prints `[redacted]`; there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The secret itself, for the one place it is sent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A short-lived Anthropic access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The bearer token: send it as `Authorization: Bearer <token>`.
+    pub token: Secret,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Expiry, in Unix seconds.
+    pub expires_at: u64,
+    /// Until when (Unix seconds) the token is served without asking the
+    /// component again.
+    pub refresh_after: u64,
+}
+
+/// The `anthropic-beta` value that API calls made with the token must
+/// include.
+pub const OAUTH_BETA: &str = "oauth-2025-04-20";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let token = AccessToken {
+            token: Secret::new("sk-ant-oat01-top-secret".into()),
+            token_type: "Bearer".into(),
+            expires_at: 2,
+            refresh_after: 1,
+        };
+        let shown = format!("{token:?} {token:#?}");
+        assert!(!shown.contains("top-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,419 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+const ORG: &str = "12345678-9abc-def0-1234-56789abcdef0";
+
+fn base() -> Value {
+    json!({
+        "type": "workload_identity_federation",
+        "workload_identity_federation": {
+            "federation_rule_id": "fdrl_01abc",
+            "organization_id": ORG,
+            "identity_token": {"file": "/var/run/secrets/anthropic.com/token"}
+        }
+    })
+}
+
+fn with(edit: impl FnOnce(&mut Value)) -> Result<Config, Error> {
+    let mut v = base();
+    edit(&mut v);
+    Config::parse(&v.to_string())
+}
+
+fn wif(v: &mut Value) -> &mut Map<String, Value> {
+    v["workload_identity_federation"].as_object_mut().unwrap()
+}
+
+fn source(v: &mut Value) -> &mut Value {
+    &mut v["workload_identity_federation"]["identity_token"]
+}
+
+#[track_caller]
+fn assert_field(result: Result<Config, Error>, field: &str, message_part: &str) {
+    match result {
+        Err(Error::InvalidConfig { field: f, message }) => {
+            assert_eq!(f, field, "message: {message}");
+            assert!(
+                message.contains(message_part),
+                "`{message}` lacks `{message_part}`"
+            );
+        }
+        other => panic!("expected an invalid-config error on {field}, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_minimal_config_is_valid_with_defaults() {
+    let config = with(|_| {}).unwrap();
+    assert_eq!(config.federation_rule_id, "fdrl_01abc");
+    assert_eq!(config.base_url, DEFAULT_BASE_URL);
+    assert_eq!(config.service_account_id, None);
+    assert_eq!(
+        config.identity_token,
+        IdentitySource::File("/var/run/secrets/anthropic.com/token".into())
+    );
+}
+
+#[test]
+fn a_full_config_is_valid() {
+    let config = with(|v| {
+        let w = wif(v);
+        w.insert("service_account_id".into(), json!("svac_9"));
+        w.insert("workspace_id".into(), json!("wrkspc_7"));
+        w.insert(
+            "base_url".into(),
+            json!("https://gateway.example.com/anthropic/"),
+        );
+        *source(v) = json!({
+            "url": "${ACTIONS_ID_TOKEN_REQUEST_URL}&audience=https://api.anthropic.com",
+            "headers": {"Authorization": "bearer ${ACTIONS_ID_TOKEN_REQUEST_TOKEN}"},
+            "response_field": "value"
+        });
+    })
+    .unwrap();
+    assert_eq!(config.base_url, "https://gateway.example.com/anthropic");
+    assert_eq!(config.workspace_id.as_deref(), Some("wrkspc_7"));
+    let IdentitySource::Url {
+        headers,
+        response_field,
+        ..
+    } = &config.identity_token
+    else {
+        panic!("not a url source")
+    };
+    assert_eq!(headers[0].0, "Authorization");
+    assert_eq!(response_field.as_deref(), Some("value"));
+}
+
+#[test]
+fn document_level_errors() {
+    assert_field(Config::parse("not json"), "", "not valid JSON");
+    assert_field(Config::parse("[]"), "", "map of fields");
+    assert_field(Config::parse("{}"), "type", "missing");
+}
+
+#[test]
+fn type_is_required_and_checked() {
+    assert_field(
+        with(|v| {
+            v.as_object_mut().unwrap().remove("type");
+        }),
+        "type",
+        "missing",
+    );
+    assert_field(
+        with(|v| v["type"] = json!("api_key")),
+        "type",
+        "`api_key` is not supported",
+    );
+    assert_field(with(|v| v["type"] = json!(3)), "type", "must be the string");
+}
+
+#[test]
+fn the_block_is_required() {
+    assert_field(
+        with(|v| {
+            v.as_object_mut()
+                .unwrap()
+                .remove("workload_identity_federation");
+        }),
+        "workload_identity_federation",
+        "missing",
+    );
+    assert_field(
+        with(|v| v["workload_identity_federation"] = json!("x")),
+        "workload_identity_federation",
+        "map",
+    );
+}
+
+#[test]
+fn federation_rule_id_is_required_and_prefixed() {
+    let field = "workload_identity_federation.federation_rule_id";
+    assert_field(
+        with(|v| {
+            wif(v).remove("federation_rule_id");
+        }),
+        field,
+        "required",
+    );
+    assert_field(
+        with(|v| {
+            wif(v).insert("federation_rule_id".into(), json!(""));
+        }),
+        field,
+        "empty",
+    );
+    assert_field(
+        with(|v| {
+            wif(v).insert("federation_rule_id".into(), json!("rule_1"));
+        }),
+        field,
+        "`fdrl_`",
+    );
+    assert_field(
+        with(|v| {
+            wif(v).insert("federation_rule_id".into(), json!("fdrl_"));
+        }),
+        field,
+        "`fdrl_`",
+    );
+    assert_field(
+        with(|v| {
+            wif(v).insert("federation_rule_id".into(), json!(7));
+        }),
+        field,
+        "string",
+    );
+}
+
+#[test]
+fn organization_id_must_be_a_uuid() {
+    let field = "workload_identity_federation.organization_id";
+    assert_field(
+        with(|v| {
+            wif(v).remove("organization_id");
+        }),
+        field,
+        "required",
+    );
+    for bad in [
+        "org_1",
+        "12345678-9abc-def0-1234-56789abcdef",
+        "12345678-9abc-def0-1234-56789abcdefg",
+        "123456789abcdef0123456789abcdef0",
+    ] {
+        assert_field(
+            with(|v| {
+                wif(v).insert("organization_id".into(), json!(bad));
+            }),
+            field,
+            "UUID",
+        );
+    }
+}
+
+#[test]
+fn optional_ids_are_prefixed() {
+    let svac = "workload_identity_federation.service_account_id";
+    assert_field(
+        with(|v| {
+            wif(v).insert("service_account_id".into(), json!("sa_1"));
+        }),
+        svac,
+        "`svac_`",
+    );
+    assert_field(
+        with(|v| {
+            wif(v).insert("service_account_id".into(), json!(""));
+        }),
+        svac,
+        "empty",
+    );
+    let workspace = "workload_identity_federation.workspace_id";
+    assert_field(
+        with(|v| {
+            wif(v).insert("workspace_id".into(), json!("ws_1"));
+        }),
+        workspace,
+        "`default`",
+    );
+    assert_eq!(
+        with(|v| {
+            wif(v).insert("workspace_id".into(), json!("default"));
+        })
+        .unwrap()
+        .workspace_id
+        .as_deref(),
+        Some("default")
+    );
+}
+
+#[test]
+fn base_url_is_https_or_loopback() {
+    let field = "workload_identity_federation.base_url";
+    let set = |url: &'static str| {
+        with(move |v| {
+            wif(v).insert("base_url".into(), json!(url));
+        })
+    };
+    assert_field(set("http://api.anthropic.com"), field, "https");
+    assert_field(set("ftp://x"), field, "scheme");
+    assert_field(set("https://u@api.anthropic.com"), field, "user");
+    assert_field(set("https://api.anthropic.com?x=1"), field, "query");
+    assert_field(set("api.anthropic.com"), field, "absolute");
+    for ok in [
+        "http://localhost:8080",
+        "http://127.0.0.1:1",
+        "http://[::1]:2",
+        "https://api.anthropic.com",
+    ] {
+        assert!(set(ok).is_ok(), "{ok}");
+    }
+}
+
+#[test]
+fn exactly_one_source() {
+    assert_field(
+        with(|v| {
+            wif(v).remove("identity_token");
+        }),
+        "workload_identity_federation.identity_token",
+        "missing",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({})),
+        "workload_identity_federation.identity_token",
+        "no source",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"file": "/a", "env": "B", "url": "https://x"})),
+        "workload_identity_federation.identity_token",
+        "several sources (file, env, url)",
+    );
+}
+
+#[test]
+fn url_only_fields_need_a_url() {
+    assert_field(
+        with(|v| *source(v) = json!({"file": "/a", "headers": {"A": "b"}})),
+        "workload_identity_federation.identity_token.headers",
+        "only allowed with a `url`",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"env": "A", "response_field": "value"})),
+        "workload_identity_federation.identity_token.response_field",
+        "only allowed with a `url`",
+    );
+}
+
+#[test]
+fn command_argv_rules() {
+    let field = "workload_identity_federation.identity_token.command";
+    assert_field(
+        with(|v| *source(v) = json!({"command": []})),
+        field,
+        "must not be empty",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"command": "gcloud auth"})),
+        field,
+        "list of arguments",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"command": ["gcloud", ""]})),
+        &format!("{field}[1]"),
+        "empty",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"command": ["gcloud", 3]})),
+        &format!("{field}[1]"),
+        "string",
+    );
+    let ok = with(|v| *source(v) = json!({"command": ["gcloud", "auth", "print-identity-token"]}))
+        .unwrap();
+    assert_eq!(
+        ok.identity_token,
+        IdentitySource::Command(vec![
+            "gcloud".into(),
+            "auth".into(),
+            "print-identity-token".into()
+        ])
+    );
+}
+
+#[test]
+fn env_and_file_rules() {
+    let env = "workload_identity_federation.identity_token.env";
+    assert_field(with(|v| *source(v) = json!({"env": ""})), env, "empty");
+    assert_field(with(|v| *source(v) = json!({"env": "A=B"})), env, "`=`");
+    let file = "workload_identity_federation.identity_token.file";
+    assert_field(with(|v| *source(v) = json!({"file": ""})), file, "empty");
+    assert_field(
+        with(|v| *source(v) = json!({"file": "/a\u{0}b"})),
+        file,
+        "NUL",
+    );
+}
+
+#[test]
+fn url_rules() {
+    let url = "workload_identity_federation.identity_token.url";
+    assert_field(
+        with(|v| *source(v) = json!({"url": "metadata/token"})),
+        url,
+        "absolute",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"url": "https://x/${A"})),
+        url,
+        "not closed",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"url": "file:///etc/passwd"})),
+        url,
+        "scheme",
+    );
+    let headers = "workload_identity_federation.identity_token.headers";
+    assert_field(
+        with(|v| *source(v) = json!({"url": "https://x", "headers": ["A"]})),
+        headers,
+        "map",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"url": "https://x", "headers": {"Bad Name": "v"}})),
+        "workload_identity_federation.identity_token.headers.Bad Name",
+        "header name",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"url": "https://x", "headers": {"A": "v\r\nB: c"}})),
+        "workload_identity_federation.identity_token.headers.A",
+        "line breaks",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"url": "https://x", "response_field": ""})),
+        "workload_identity_federation.identity_token.response_field",
+        "empty",
+    );
+    assert!(with(|v| *source(v) = json!({"url": "http://169.254.169.254/token"})).is_ok());
+}
+
+#[test]
+fn unknown_fields_are_rejected_everywhere() {
+    assert_field(
+        with(|v| v["extra"] = json!(1)),
+        "extra",
+        "not a known field",
+    );
+    assert_field(
+        with(|v| {
+            wif(v).insert("federation_rule".into(), json!("x"));
+        }),
+        "workload_identity_federation.federation_rule",
+        "expected one of: federation_rule_id",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"file": "/a", "path": "/b"})),
+        "workload_identity_federation.identity_token.path",
+        "not a known field",
+    );
+}
+
+#[test]
+fn canonical_key_ignores_formatting_but_not_meaning() {
+    let a = with(|_| {}).unwrap();
+    let b = Config::parse(&serde_json::to_string_pretty(&base()).unwrap()).unwrap();
+    assert_eq!(a.canonical_key(), b.canonical_key());
+    let c = with(|v| {
+        wif(v).insert("workspace_id".into(), json!("default"));
+    })
+    .unwrap();
+    assert_ne!(a.canonical_key(), c.canonical_key());
+}
+
+#[test]
+fn deeply_nested_json_is_an_error_not_a_crash() {
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    assert_field(Config::parse(&deep), "", "not valid JSON");
+}

@@ -1,0 +1,39 @@
+//! Mint short-lived Anthropic API access tokens through Workload Identity
+//! Federation.
+//!
+//! This crate is the logic of the `anthropic-wif` WebAssembly component. It
+//! validates an `auth` configuration, reads an OIDC identity token from one of
+//! four sources (file, environment variable, command, URL), trades it at the
+//! Anthropic token endpoint for an access token and caches the result with the
+//! official SDKs' refresh windows. It performs no I/O itself: every file,
+//! variable, request, command and clock reading goes through [`Capabilities`],
+//! which the WebAssembly host implements (see `wit/federation.wit`).
+//!
+//! Built for `wasm32-unknown-unknown` the crate exports the component's
+//! `provider` interface; built natively it is an ordinary library whose
+//! [`Provider`] works with any [`Capabilities`] implementation.
+
+pub mod capabilities;
+pub mod config;
+pub mod error;
+mod exchange;
+mod expand;
+mod origin;
+pub mod provider;
+pub mod requirements;
+mod sources;
+mod text;
+pub mod token;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+
+pub use capabilities::{CapError, Capabilities, CommandOutput, Header, HttpRequest, HttpResponse};
+pub use config::{Config, IdentitySource};
+pub use error::{Capability, Error, Rejection, SourceKind};
+pub use provider::Provider;
+pub use requirements::{Requirements, UrlRequirement};
+pub use token::{AccessToken, Secret};
+
+#[cfg(test)]
+mod testing;

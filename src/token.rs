@@ -1,0 +1,61 @@
+//! Secrets and the access token, with redacted `Debug` output.
+
+use std::fmt;
+
+/// A secret string: an access token or an identity assertion.
+///
+/// `Debug` prints `[redacted]`; there is no `Display`. Read the value with
+/// [`Secret::expose`], only where it is sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A short-lived Anthropic access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The bearer token.
+    pub token: Secret,
+    /// The token type, always `Bearer`.
+    pub token_type: String,
+    /// Expiry, in Unix seconds.
+    pub expires_at: u64,
+    /// Until when (Unix seconds) the caller may serve this token without
+    /// asking again.
+    pub refresh_after: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let token = AccessToken {
+            token: Secret::new("sk-ant-oat01-very-secret"),
+            token_type: "Bearer".into(),
+            expires_at: 10,
+            refresh_after: 5,
+        };
+        let printed = format!("{token:?} {token:#?}");
+        assert!(!printed.contains("very-secret"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
+        assert_eq!(token.token.expose(), "sk-ant-oat01-very-secret");
+    }
+}
