@@ -141,12 +141,10 @@ impl Config {
             check_prefixed_id(id, "svac_", &path(WIF, "service_account_id"))?;
         }
         let workspace_id = optional_string(wif, WIF, "workspace_id")?;
-        if let Some(id) = &workspace_id {
-            if id != "default" {
-                check_prefixed_id(id, "wrkspc_", &path(WIF, "workspace_id")).map_err(|_| {
-                    Error::config(path(WIF, "workspace_id"), "must be `wrkspc_…` or `default`")
-                })?;
-            }
+        if let Some(id) = workspace_id.as_ref().filter(|id| *id != "default") {
+            check_prefixed_id(id, "wrkspc_", &path(WIF, "workspace_id")).map_err(|_| {
+                Error::config(path(WIF, "workspace_id"), "must be `wrkspc_…` or `default`")
+            })?;
         }
         let base_url = match optional_string(wif, WIF, "base_url")? {
             Some(url) => check_base_url(&url)?,

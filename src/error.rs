@@ -140,7 +140,7 @@ pub enum Error {
     ExchangeFailed(String),
     /// The token endpoint refused the exchange.
     #[error("{0}")]
-    ExchangeRejected(Rejection),
+    ExchangeRejected(Box<Rejection>),
     /// A 2xx answer that is not a valid token response.
     #[error("token endpoint response is malformed: {0}")]
     MalformedResponse(String),

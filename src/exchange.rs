@@ -98,9 +98,9 @@ pub(crate) fn parse(
     assertion: &Secret,
 ) -> Result<Issued, Error> {
     if !response.is_success() {
-        return Err(Error::ExchangeRejected(rejection(
+        return Err(Error::ExchangeRejected(Box::new(rejection(
             &response, config, assertion,
-        )));
+        ))));
     }
     let malformed =
         |what: &str| Error::MalformedResponse(format!("status {}: {what}", response.status));

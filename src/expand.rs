@@ -51,10 +51,10 @@ pub(crate) fn is_variable_name(name: &str) -> bool {
 pub(crate) fn variables(template: &str) -> Result<Vec<String>, SyntaxError> {
     let mut names: Vec<String> = Vec::new();
     for piece in pieces(template)? {
-        if let Piece::Var(name) = piece {
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
+        if let Piece::Var(name) = piece
+            && !names.iter().any(|n| n == name)
+        {
+            names.push(name.to_string());
         }
     }
     Ok(names)

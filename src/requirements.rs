@@ -58,10 +58,10 @@ impl Requirements {
                 });
             }
         }
-        if let Ok(endpoint) = origin(&token_endpoint(&config.base_url)) {
-            if !needs.origins.contains(&endpoint) {
-                needs.origins.push(endpoint);
-            }
+        if let Ok(endpoint) = origin(&token_endpoint(&config.base_url))
+            && !needs.origins.contains(&endpoint)
+        {
+            needs.origins.push(endpoint);
         }
         Ok(needs)
     }

@@ -150,7 +150,10 @@ fn agent_auth(top: &Map<String, Value>, model: Option<&str>) -> Result<Value, Co
 }
 
 /// `models` as (name, entry) pairs, from a map or a list of `{name: …}`.
-fn models(value: Option<&Value>) -> Result<Vec<(String, &Map<String, Value>)>, ConfigFileError> {
+/// A model's name and its settings.
+type NamedModel<'a> = (String, &'a Map<String, Value>);
+
+fn models(value: Option<&Value>) -> Result<Vec<NamedModel<'_>>, ConfigFileError> {
     let not_a_model =
         |what: &str| ConfigFileError::Shape(format!("`models` entry {what} must be a map"));
     match value {

@@ -42,7 +42,7 @@ pub enum Error {
     ExchangeFailed(String),
     /// The token endpoint refused the exchange.
     #[error("{0}")]
-    ExchangeRejected(Rejection),
+    ExchangeRejected(Box<Rejection>),
     /// The token endpoint's 2xx answer is not a token response.
     #[error("token endpoint response is malformed: {0}")]
     MalformedResponse(String),
@@ -126,7 +126,7 @@ impl From<wit::Error> for Error {
                 message: s.message,
             },
             wit::Error::ExchangeFailed(m) => Error::ExchangeFailed(m),
-            wit::Error::ExchangeRejected(r) => Error::ExchangeRejected(Rejection {
+            wit::Error::ExchangeRejected(r) => Error::ExchangeRejected(Box::new(Rejection {
                 status: r.status,
                 error: r.error,
                 error_description: r.error_description,
@@ -134,7 +134,7 @@ impl From<wit::Error> for Error {
                 request_id: r.request_id,
                 body_snippet: r.body_snippet,
                 hint: r.hint,
-            }),
+            })),
             wit::Error::MalformedResponse(m) => Error::MalformedResponse(m),
         }
     }

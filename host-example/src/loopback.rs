@@ -229,7 +229,7 @@ fn check_exchange(request: &Recorded) -> Result<(), String> {
         return Err("grant_type must be urn:ietf:params:oauth:grant-type:jwt-bearer".into());
     }
     for field in ["assertion", "federation_rule_id", "organization_id"] {
-        if !body[field].as_str().is_some_and(|s| !s.is_empty()) {
+        if body[field].as_str().is_none_or(str::is_empty) {
             return Err(format!("{field} is missing"));
         }
     }

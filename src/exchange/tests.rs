@@ -148,7 +148,7 @@ fn malformed_token_responses() {
 
 fn rejected(status: u16, body: &str, cfg: &Config) -> Rejection {
     match parse(response(status, body, Some("req_0123")), cfg, &assertion()) {
-        Err(Error::ExchangeRejected(r)) => r,
+        Err(Error::ExchangeRejected(r)) => *r,
         Err(other) => panic!("expected a rejection, got {other:?}"),
         Ok(_) => panic!("expected a rejection, got a token"),
     }
@@ -165,7 +165,7 @@ fn an_oauth_error_keeps_only_its_three_fields() {
     assert_eq!(r.request_id.as_deref(), Some("req_0123"));
     assert_eq!(r.body_snippet, None);
     assert_eq!(r.hint, None);
-    let shown = Error::ExchangeRejected(r).to_string();
+    let shown = Error::ExchangeRejected(Box::new(r)).to_string();
     assert_eq!(
         shown,
         "token endpoint rejected the exchange with status 400: invalid_grant: token expired (see https://docs) [request-id req_0123]"
@@ -198,7 +198,7 @@ fn a_non_json_error_becomes_a_bounded_redacted_snippet() {
         echoed.body_snippet.as_deref(),
         Some("bad assertion [redacted]")
     );
-    assert_no_secret(&Error::ExchangeRejected(echoed), &[ASSERTION]);
+    assert_no_secret(&Error::ExchangeRejected(Box::new(echoed)), &[ASSERTION]);
 }
 
 #[test]

@@ -1,1 +1,139 @@
+use serde_json::json;
 
+use super::*;
+
+fn yaml(text: &str) -> Value {
+    serde_yaml_ng::from_str(text).unwrap()
+}
+
+const WIF: &str = "
+type: workload_identity_federation
+workload_identity_federation:
+  federation_rule_id: fdrl_1
+  organization_id: 00000000-0000-4000-8000-000000000000
+  identity_token:
+    file: /token
+";
+
+#[test]
+fn a_bare_auth_block_or_one_under_auth() {
+    let bare = auth_block(&yaml(WIF), None).unwrap();
+    assert_eq!(bare["type"], "workload_identity_federation");
+    let wrapped = format!(
+        "auth:\n{}",
+        WIF.lines().map(|l| format!("  {l}\n")).collect::<String>()
+    );
+    assert_eq!(auth_block(&yaml(&wrapped), None).unwrap(), bare);
+    let err = auth_block(&yaml(WIF), Some("m")).unwrap_err().to_string();
+    assert!(err.contains("--model needs an agent config"), "{err}");
+}
+
+fn agent() -> Value {
+    json!({
+        "providers": {
+            "anthropic": {"base_url": "https://gateway.example", "auth": {"type": "workload_identity_federation", "workload_identity_federation": {"federation_rule_id": "fdrl_provider", "identity_token": {"file": "/p"}}}},
+            "corp": {"type": "anthropic", "auth": {"type": "workload_identity_federation", "workload_identity_federation": {"federation_rule_id": "fdrl_corp", "identity_token": {"file": "/c"}}}},
+            "custom": {"auth": {"type": "workload_identity_federation"}},
+            "other": {"type": "openai", "auth": {"type": "workload_identity_federation"}}
+        },
+        "models": {
+            "sonnet": {"provider": "anthropic"},
+            "haiku": {"provider": "anthropic", "auth": {"type": "workload_identity_federation", "workload_identity_federation": {"federation_rule_id": "fdrl_model", "identity_token": {"env": "T"}}}},
+            "corp-model": {"provider": "corp"},
+            "custom-model": {"provider": "custom"},
+            "other-model": {"provider": "other"}
+        }
+    })
+}
+
+#[test]
+fn a_models_auth_wins_over_its_providers() {
+    let auth = auth_block(&agent(), Some("haiku")).unwrap();
+    assert_eq!(
+        auth["workload_identity_federation"]["federation_rule_id"],
+        "fdrl_model"
+    );
+    assert_eq!(
+        auth["workload_identity_federation"]["base_url"],
+        "https://gateway.example"
+    );
+    let auth = auth_block(&agent(), Some("sonnet")).unwrap();
+    assert_eq!(
+        auth["workload_identity_federation"]["federation_rule_id"],
+        "fdrl_provider"
+    );
+    let auth = auth_block(&agent(), Some("corp-model")).unwrap();
+    assert_eq!(
+        auth["workload_identity_federation"]["federation_rule_id"],
+        "fdrl_corp"
+    );
+    assert!(
+        auth["workload_identity_federation"]
+            .get("base_url")
+            .is_none()
+    );
+}
+
+#[test]
+fn custom_providers_must_be_of_type_anthropic() {
+    let err = auth_block(&agent(), Some("custom-model"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("provider `custom` is a custom provider: add `type: anthropic`"),
+        "{err}"
+    );
+    let err = auth_block(&agent(), Some("other-model"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("provider `other` has type \"openai\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_ambiguous_agent_config_asks_for_a_model() {
+    let err = auth_block(&agent(), None).unwrap_err().to_string();
+    assert!(
+        err.contains("pick a model with --model") && err.contains("haiku"),
+        "{err}"
+    );
+    let err = auth_block(&agent(), Some("opus")).unwrap_err().to_string();
+    assert!(err.contains("model `opus` is not in `models`"), "{err}");
+}
+
+#[test]
+fn a_single_provider_with_auth_needs_no_model() {
+    let config = json!({"providers": {"anthropic": {"auth": {"type": "workload_identity_federation"}}}, "models": [{"name": "a", "provider": "anthropic"}]});
+    assert_eq!(
+        auth_block(&config, None).unwrap()["type"],
+        "workload_identity_federation"
+    );
+    assert_eq!(
+        auth_block(&config, Some("a")).unwrap()["type"],
+        "workload_identity_federation"
+    );
+}
+
+#[test]
+fn a_config_file_is_read_as_yaml_or_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml_path = dir.path().join("auth.yaml");
+    std::fs::write(&yaml_path, WIF).unwrap();
+    let json_path = dir.path().join("auth.json");
+    std::fs::write(&json_path, yaml(WIF).to_string()).unwrap();
+    assert_eq!(
+        load_auth(&yaml_path, None).unwrap(),
+        load_auth(&json_path, None).unwrap()
+    );
+    let missing = load_auth(&dir.path().join("nope.yaml"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("nope.yaml"), "{missing}");
+    std::fs::write(&yaml_path, "a: [").unwrap();
+    assert!(matches!(
+        load_auth(&yaml_path, None),
+        Err(ConfigFileError::Syntax { .. })
+    ));
+}

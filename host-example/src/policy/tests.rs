@@ -1,1 +1,199 @@
+use super::*;
 
+#[track_caller]
+fn invalid_at(toml: &str, key: &str, part: &str) {
+    match Policy::from_toml(toml) {
+        Err(PolicyError::Invalid { key: k, message }) => {
+            assert_eq!(k, key, "{message}");
+            assert!(message.contains(part), "`{message}` lacks `{part}`");
+        }
+        Err(other) => panic!("expected an invalid value at {key}, got {other}"),
+        Ok(_) => panic!("expected an invalid value at {key}, got a policy"),
+    }
+}
+
+#[test]
+fn an_empty_policy_grants_nothing() {
+    let policy = Policy::from_toml("").unwrap();
+    assert!(!policy.allows_env("HOME"));
+    assert!(!policy.allows_file(Path::new("/etc/passwd")));
+    assert!(!policy.allows_command(&["true".into()]));
+    assert_eq!(policy.http_timeout, DEFAULT_HTTP_TIMEOUT);
+    assert_eq!(policy.max_body_bytes, 1024 * 1024);
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_the_expected_ones() {
+    let err = Policy::from_toml("[http]\nallowed_origins = []")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("allowed_origins") && err.contains("allow_origins"),
+        "{err}"
+    );
+    let err = Policy::from_toml("[network]\n").err().unwrap().to_string();
+    assert!(err.contains("network") && err.contains("http"), "{err}");
+}
+
+#[test]
+fn origins_say_what_to_write() {
+    invalid_at(
+        "[http]\nallow_origins = [\"api.anthropic.com\"]",
+        "http.allow_origins[0]",
+        "write `https://api.anthropic.com`",
+    );
+    invalid_at(
+        "[http]\nallow_origins = [\"https://api.anthropic.com/v1\"]",
+        "http.allow_origins[0]",
+        "an origin is `https://api.anthropic.com`",
+    );
+    invalid_at(
+        "[http]\nallow_origins = [\"http://api.anthropic.com\"]",
+        "http.allow_origins[0]",
+        "write `https://api.anthropic.com`",
+    );
+    invalid_at(
+        "[http]\nallow_origins = [\"https://u:p@h.test\"]",
+        "http.allow_origins[0]",
+        "user information",
+    );
+    invalid_at(
+        "[http]\nallow_origins = [\"ftp://h.test\"]",
+        "http.allow_origins[0]",
+        "http or https",
+    );
+}
+
+#[test]
+fn origins_are_normalized() {
+    let policy = Policy::from_toml(
+        "[http]\nallow_origins = [\"HTTPS://API.Anthropic.com:443\", \"http://127.0.0.1:8080\", \"http://[::1]:9\", \"http://169.254.169.254\", \"http://localhost:1\"]",
+    )
+    .unwrap();
+    let shown: Vec<String> = policy.origins.iter().map(Origin::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "https://api.anthropic.com",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9",
+            "http://169.254.169.254",
+            "http://localhost:1"
+        ]
+    );
+    let url = url::Url::parse("https://api.anthropic.com/v1/oauth/token").unwrap();
+    assert!(policy.allows_origin(&Origin::of(&url).unwrap()));
+    let other_port = url::Url::parse("https://api.anthropic.com:8443/").unwrap();
+    assert!(!policy.allows_origin(&Origin::of(&other_port).unwrap()));
+}
+
+#[test]
+fn files_must_be_absolute_without_dotdot() {
+    invalid_at(
+        "[files]\nallow = [\"token\"]",
+        "files.allow[0]",
+        "write an absolute path like `/token`",
+    );
+    invalid_at(
+        "[files]\nallow_prefixes = [\"/var/../etc\"]",
+        "files.allow_prefixes[0]",
+        "`..`",
+    );
+}
+
+#[test]
+fn prefixes_match_whole_components_and_symlinks_are_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::canonicalize(dir.path()).unwrap();
+    let granted = real.join("granted");
+    std::fs::create_dir(&granted).unwrap();
+    std::fs::write(granted.join("token"), "t").unwrap();
+    std::fs::write(real.join("granted-not"), "t").unwrap();
+    let policy = Policy::from_toml(&format!(
+        "[files]\nallow_prefixes = [\"{}\"]",
+        granted.display()
+    ))
+    .unwrap();
+    assert!(policy.allows_file(&granted.join("token")));
+    assert!(!policy.allows_file(&real.join("granted-not")));
+    assert!(!policy.allows_file_lexically(&granted.join("../granted-not")));
+}
+
+#[test]
+fn env_names_and_commands_are_checked() {
+    invalid_at("[env]\nallow = [\"A=B\"]", "env.allow[0]", "without `=`");
+    invalid_at("[env]\nallow = [\"\"]", "env.allow[0]", "variable name");
+    invalid_at(
+        "[commands]\nallow = [[]]",
+        "commands.allow[0]",
+        "at least the program",
+    );
+    invalid_at(
+        "[commands]\nallow = [[\"gcloud\", \"\"]]",
+        "commands.allow[0][1]",
+        "non-empty",
+    );
+    let policy = Policy::from_toml("[commands]\nallow = [[\"gcloud\", \"auth\"]]").unwrap();
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(policy.allows_command(&argv(&["gcloud", "auth", "print-identity-token"])));
+    assert!(!policy.allows_command(&argv(&["gcloud"])));
+    assert!(!policy.allows_command(&argv(&["gcloud;id", "auth"])));
+    assert!(!policy.allows_command(&argv(&["./gcloud", "auth"])));
+    assert!(!policy.allows_command(&argv(&["env", "gcloud", "auth"])));
+}
+
+#[test]
+fn limits_are_validated() {
+    invalid_at("[http]\ntimeout_secs = 0", "http.timeout_secs", "above 0");
+    invalid_at(
+        "[commands]\ntimeout_secs = -1",
+        "commands.timeout_secs",
+        "above 0",
+    );
+    invalid_at(
+        "[http]\nmax_body_bytes = 0",
+        "http.max_body_bytes",
+        "above 0",
+    );
+    let policy =
+        Policy::from_toml("[http]\ntimeout_secs = 0.5\n[commands]\ntimeout_secs = 2").unwrap();
+    assert_eq!(policy.http_timeout, Duration::from_millis(500));
+    assert_eq!(policy.command_timeout, Duration::from_secs(2));
+}
+
+#[test]
+fn the_minimal_policy_covers_the_requirements_and_parses_back() {
+    let needs = Requirements {
+        env: vec!["REQ_URL".into(), "REQ_TOKEN".into()],
+        files: vec!["/var/run/secrets/token".into()],
+        origins: vec!["https://api.anthropic.com".into()],
+        urls: vec![
+            ("${REQ_URL}&audience=x".into(), None),
+            ("${UNSET}/t".into(), None),
+        ],
+        commands: vec![vec![
+            "gcloud".into(),
+            "auth".into(),
+            "print-identity-token".into(),
+        ]],
+    };
+    let minimal = Policy::minimal(&needs, |name| {
+        (name == "REQ_URL").then(|| "https://token.actions.example/x?a=1".to_string())
+    });
+    let parsed = Policy::from_toml(&minimal.toml).unwrap();
+    let origins: Vec<String> = parsed.origins.iter().map(Origin::to_string).collect();
+    assert_eq!(
+        origins,
+        ["https://api.anthropic.com", "https://token.actions.example"]
+    );
+    assert_eq!(parsed.env, ["REQ_URL", "REQ_TOKEN"]);
+    assert_eq!(parsed.files, [PathBuf::from("/var/run/secrets/token")]);
+    assert_eq!(parsed.commands, needs.commands);
+    assert_eq!(minimal.notes.len(), 1);
+    assert!(
+        minimal.notes[0].contains("${UNSET}/t"),
+        "{:?}",
+        minimal.notes
+    );
+}

@@ -1,0 +1,86 @@
+//! Every example under `examples/` is valid: `wif-host check` accepts each
+//! config and each policy parses.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn check(config: &Path, model: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wif-host"));
+    command.arg("check").arg("--config").arg(config);
+    if let Some(model) = model {
+        command.args(["--model", model]);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        config.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("config is valid"), "{stdout}");
+    stdout
+}
+
+#[test]
+fn every_example_config_passes_check_and_every_policy_parses() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        check(&dir.join("auth.yaml"), None);
+        host_example::Policy::from_file(&dir.join("policy.toml"))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        seen += 1;
+    }
+    assert_eq!(seen, 4, "kubernetes, github-actions, gcloud and metadata");
+}
+
+#[test]
+fn the_agent_config_example_resolves_each_model() {
+    let config = examples().join("agent-config.yaml");
+    let batch = check(&config, Some("claude-batch"));
+    assert!(batch.contains("https://llm-gateway.example.com"), "{batch}");
+    let interactive = check(&config, Some("claude-interactive"));
+    assert!(
+        interactive.contains("/var/run/secrets/anthropic.com/token"),
+        "{interactive}"
+    );
+}
+
+#[test]
+fn every_example_policy_grants_what_its_config_requires() {
+    let provider = host_example::Provider::builder().build().unwrap();
+    for name in ["kubernetes", "github-actions", "gcloud", "metadata"] {
+        let dir = examples().join(name);
+        let config = host_example::config_file::load_auth(&dir.join("auth.yaml"), None).unwrap();
+        let needs = provider.requirements(&config).unwrap();
+        let policy = host_example::Policy::from_file(&dir.join("policy.toml")).unwrap();
+        for var in &needs.env {
+            assert!(policy.allows_env(var), "{name}: {var}");
+        }
+        for file in &needs.files {
+            assert!(
+                policy.allows_file_lexically(Path::new(file)),
+                "{name}: {file}"
+            );
+        }
+        for origin in &needs.origins {
+            let url = url_origin(origin);
+            assert!(policy.allows_origin(&url), "{name}: {origin}");
+        }
+        for argv in &needs.commands {
+            assert!(policy.allows_command(argv), "{name}: {argv:?}");
+        }
+    }
+}
+
+fn url_origin(origin: &str) -> host_example::policy::Origin {
+    host_example::policy::parse_origin(origin, "test").unwrap()
+}

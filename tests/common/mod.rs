@@ -1,0 +1,262 @@
+//! Helpers shared by the integration tests: configs, policies, loopback
+//! servers, files and the `wif-host` binary.
+//!
+//! Every test file uses only part of this module.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use host_example::loopback::{LoopbackServer, Recorded, token_endpoint};
+use host_example::{Policy, Provider};
+use serde_json::{Value, json};
+
+/// A stand-in OIDC identity token (a JWT in shape; nobody checks its
+/// signature).
+pub const JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.\
+eyJpc3MiOiJodHRwczovL3Rva2VuLmFjdGlvbnMuZ2l0aHVidXNlcmNvbnRlbnQuY29tIiwic3ViIjoicmVwbzpleGFtcGxlL3JlcG86cmVmOnJlZnMvaGVhZHMvbWFpbiIsImF1ZCI6Imh0dHBzOi8vYXBpLmFudGhyb3BpYy5jb20ifQ.\
+c2lnbmF0dXJlLW5vdC1jaGVja2Vk";
+
+/// The federation rule of the test configs.
+pub const RULE: &str = "fdrl_01integrationtest";
+/// The organization of the test configs.
+pub const ORG: &str = "3f2b8c1e-5d4a-4e6b-9c7d-0a1b2c3d4e5f";
+/// The bearer token the GitHub-style identity endpoint expects.
+pub const REQUEST_TOKEN: &str = "ghs_request_token_for_tests";
+/// The `expires_in` of the loopback token endpoint.
+pub const EXPIRES_IN: u64 = 3600;
+
+/// The `auth` block for `base_url` and an identity-token `source` (the
+/// value of `identity_token`), as a JSON value.
+pub fn auth(base_url: &str, source: Value) -> Value {
+    json!({
+        "type": "workload_identity_federation",
+        "workload_identity_federation": {
+            "federation_rule_id": RULE,
+            "organization_id": ORG,
+            "base_url": base_url,
+            "identity_token": source,
+        }
+    })
+}
+
+/// [`auth`] with extra fields (`service_account_id`, `workspace_id`…) in the
+/// `workload_identity_federation` block.
+pub fn auth_with(base_url: &str, source: Value, extra: Value) -> Value {
+    let mut auth = auth(base_url, source);
+    let wif = auth["workload_identity_federation"]
+        .as_object_mut()
+        .expect("the block is a map");
+    for (key, value) in extra.as_object().expect("extra fields are a map") {
+        wif.insert(key.clone(), value.clone());
+    }
+    auth
+}
+
+/// The JSON text of [`auth`], as `Provider::get_token` takes it.
+pub fn config(base_url: &str, source: Value) -> String {
+    auth(base_url, source).to_string()
+}
+
+/// A TOML (basic) string literal for `text`.
+pub fn q(text: impl AsRef<str>) -> String {
+    serde_json::to_string(text.as_ref()).expect("a string serializes")
+}
+
+/// A TOML array of string literals.
+pub fn q_list<S: AsRef<str>>(items: &[S]) -> String {
+    let items: Vec<String> = items.iter().map(q).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Parses a policy, panicking with the text on error.
+pub fn policy(toml: &str) -> Policy {
+    Policy::from_toml(toml).unwrap_or_else(|e| panic!("invalid test policy: {e}\n{toml}"))
+}
+
+/// A policy that grants `files` and the `origins`, nothing else.
+pub fn file_policy(files: &[&Path], origins: &[&str]) -> Policy {
+    let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    policy(&format!(
+        "[files]\nallow = {}\n[http]\nallow_origins = {}\n",
+        q_list(&files),
+        q_list(origins)
+    ))
+}
+
+/// A provider with the embedded component and `policy`.
+pub fn provider(policy: Policy) -> Provider {
+    Provider::builder()
+        .policy(policy)
+        .build()
+        .expect("the embedded component loads")
+}
+
+/// A loopback token endpoint issuing `sk-ant-oat01-demo-N` tokens valid for
+/// [`EXPIRES_IN`] seconds.
+pub fn token_server() -> LoopbackServer {
+    LoopbackServer::start(token_endpoint(EXPIRES_IN)).expect("the token server starts")
+}
+
+/// The requests `server` received on the token endpoint.
+pub fn exchanges(server: &LoopbackServer) -> Vec<Recorded> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/oauth/token")
+        .collect()
+}
+
+/// The JSON body of a recorded request.
+pub fn body_json(request: &Recorded) -> Value {
+    serde_json::from_slice(&request.body).unwrap_or_else(|e| {
+        panic!(
+            "the body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&request.body)
+        )
+    })
+}
+
+/// The `assertion` sent in an exchange.
+pub fn assertion_of(request: &Recorded) -> String {
+    body_json(request)["assertion"]
+        .as_str()
+        .expect("the exchange has an assertion")
+        .to_string()
+}
+
+/// A temporary directory for the files of one test.
+pub struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    /// A fresh directory, removed when dropped.
+    pub fn new() -> Files {
+        Files {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// The directory, symlinks resolved.
+    pub fn dir(&self) -> PathBuf {
+        std::fs::canonicalize(self.dir.path()).expect("the directory exists")
+    }
+
+    /// Writes `contents` to `name` in the directory and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.dir().join(name);
+        std::fs::write(&path, contents).expect("writing a test file");
+        path
+    }
+}
+
+/// What a run of `wif-host` produced.
+#[derive(Debug)]
+pub struct CliRun {
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// The `wif-host` binary next to the test executable (`target/<profile>/`),
+/// built once with cargo when it is missing or older than the sources it is
+/// built from.
+pub fn wif_host() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test executable's path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test executable is in target/<profile>/deps");
+        let binary = profile_dir.join(format!("wif-host{}", std::env::consts::EXE_SUFFIX));
+        if !binary.exists() || older_than_sources(&binary) {
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args(["build", "-p", "host-example", "--bin", "wif-host"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if profile_dir.file_name() == Some(OsStr::new("release")) {
+                build.arg("--release");
+            }
+            let status = build.status().expect("running cargo build");
+            assert!(status.success(), "cargo build of wif-host failed");
+        }
+        assert!(binary.exists(), "{} was not built", binary.display());
+        binary
+    })
+}
+
+/// Whether a file under the component's or the host's sources changed after
+/// `binary` was linked.
+fn older_than_sources(binary: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return true;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stack: Vec<PathBuf> = ["src", "wit", "host-example/src", "host-example/build.rs"]
+        .iter()
+        .map(|p| root.join(p))
+        .collect();
+    stack.push(root.join("Cargo.toml"));
+    stack.push(root.join("host-example/Cargo.toml"));
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if meta.modified().is_ok_and(|m| m > built) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Runs `wif-host` with `args` and extra environment variables `env`.
+pub fn run_wif_host<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)]) -> CliRun {
+    let output = Command::new(wif_host())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running wif-host");
+    CliRun {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// Writes `auth` as a config file and `policy` as a policy file in `files`,
+/// and runs `wif-host token --format FORMAT` on them.
+pub fn cli_token(
+    files: &Files,
+    auth: &Value,
+    policy: &str,
+    format: &str,
+    env: &[(&str, &str)],
+) -> CliRun {
+    let config = files.write("config.json", auth.to_string());
+    let policy_file = files.write("policy.toml", policy);
+    // The policy must parse here too, so that a typo fails loudly.
+    Policy::from_toml(policy).unwrap_or_else(|e| panic!("invalid test policy: {e}\n{policy}"));
+    let args: Vec<&OsStr> = vec![
+        OsStr::new("token"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--policy"),
+        policy_file.as_os_str(),
+        OsStr::new("--format"),
+        OsStr::new(format),
+    ];
+    run_wif_host(&args, env)
+}
