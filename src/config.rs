@@ -187,14 +187,14 @@ fn identity_source(source: &Map<String, Value>) -> Result<IdentitySource, Error>
         .copied()
         .filter(|k| source.contains_key(*k))
         .collect();
-    match given.as_slice() {
+    let kind = match given.as_slice() {
         [] => {
             return Err(Error::config(
                 SOURCE,
                 "has no source; give exactly one of `file`, `env`, `command` or `url`",
             ));
         }
-        [_] => {}
+        [kind] => *kind,
         several => {
             return Err(Error::config(
                 SOURCE,
@@ -204,8 +204,8 @@ fn identity_source(source: &Map<String, Value>) -> Result<IdentitySource, Error>
                 ),
             ));
         }
-    }
-    if given[0] != "url" {
+    };
+    if kind != "url" {
         for url_only in ["headers", "response_field"] {
             if source.contains_key(url_only) {
                 return Err(Error::config(
@@ -215,7 +215,7 @@ fn identity_source(source: &Map<String, Value>) -> Result<IdentitySource, Error>
             }
         }
     }
-    Ok(match given[0] {
+    Ok(match kind {
         "file" => {
             let file = required_string(source, SOURCE, "file")?;
             if file.contains('\0') {

@@ -197,8 +197,18 @@ impl Provider {
         if let Some(token) = self.cached(config_json) {
             return Ok(token);
         }
+        tracing::debug!("no servable token in the host cache; asking the component");
         let result = self.call(&mut instance, |b, s| b.call_get_token(s, config_json))?;
-        let token = result.map_err(Error::from)?;
+        let token = result.map_err(|e| {
+            let error = Error::from(e);
+            tracing::debug!(%error, "the component returned no token");
+            error
+        })?;
+        tracing::debug!(
+            expires_at = token.expires_at,
+            refresh_after = token.refresh_after,
+            "token received"
+        );
         let token = AccessToken {
             token: Secret::new(token.token),
             token_type: token.token_type,
@@ -274,7 +284,9 @@ impl Provider {
         );
         result.map_err(|trap| {
             *slot = None;
-            Error::Component(describe_trap(&trap))
+            let error = Error::Component(describe_trap(&trap));
+            tracing::warn!(%error, "dropping the component instance; the next call instantiates a fresh one");
+            error
         })
     }
 

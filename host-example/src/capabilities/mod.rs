@@ -89,17 +89,24 @@ pub struct WifView<'a> {
 }
 
 impl WifView<'_> {
-    fn timed<R>(&mut self, io: impl FnOnce(&WifCtx) -> R) -> R {
+    fn timed<R>(
+        &mut self,
+        capability: &str,
+        io: impl FnOnce(&WifCtx) -> Result<R, CapError>,
+    ) -> Result<R, CapError> {
         let start = Instant::now();
         let result = io(self.ctx);
         *self.io_time += start.elapsed();
+        if let Err(error) = &result {
+            tracing::debug!(capability, ?error, "capability call refused or failed");
+        }
         result
     }
 }
 
 impl caps::Host for WifView<'_> {
     fn read_file(&mut self, path: String) -> Result<Vec<u8>, CapError> {
-        self.timed(|ctx| files::read(&ctx.policy, &path))
+        self.timed("read-file", |ctx| files::read(&ctx.policy, &path))
     }
 
     fn get_env(&mut self, name: String) -> Result<Option<String>, CapError> {
@@ -119,7 +126,9 @@ impl caps::Host for WifView<'_> {
     }
 
     fn http_fetch(&mut self, request: HttpRequest) -> Result<HttpResponse, CapError> {
-        self.timed(|ctx| http::fetch(&ctx.policy, &ctx.agent, request))
+        self.timed("http-fetch", |ctx| {
+            http::fetch(&ctx.policy, &ctx.agent, request)
+        })
     }
 
     fn run_command(
@@ -127,7 +136,7 @@ impl caps::Host for WifView<'_> {
         argv: Vec<String>,
         timeout_ms: u32,
     ) -> Result<CommandOutput, CapError> {
-        self.timed(|ctx| {
+        self.timed("run-command", |ctx| {
             command::run(
                 &ctx.policy,
                 &argv,
