@@ -91,7 +91,7 @@ pub(crate) fn run() -> Result<(), Failure> {
         "\npolicy derived from the four configs' requirements:\n{}",
         indent(&minimal.toml)
     );
-    let provider = Provider::builder().policy(minimal.policy).build()?;
+    let provider = inspector.with_policy(minimal.policy);
     println!("component loaded and linked in {:.0?}\n", started.elapsed());
 
     for (name, config) in &configs {

@@ -30,12 +30,15 @@
 mod bindings;
 pub mod capabilities;
 pub mod clock;
+mod compile_cache;
 pub mod config_file;
 pub mod error;
 pub mod loopback;
 pub mod policy;
+pub mod private_dir;
 pub mod provider;
 pub mod token;
+pub mod token_cache;
 
 pub use capabilities::{WifCtx, WifCtxBuilder, WifView, add_to_linker};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -7,13 +7,18 @@
 
 mod demo;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use host_example::config_file::{ConfigFileError, load_auth};
 use host_example::policy::{MinimalPolicy, PolicyError};
-use host_example::{Error, Policy, Provider, Requirements};
+use host_example::provider::{BACKOFF_SECS, MANDATORY_SECS};
+use host_example::token_cache::TokenCache;
+use host_example::{
+    AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
+    private_dir,
+};
 
 #[derive(Parser)]
 #[command(
@@ -32,30 +37,31 @@ enum Command {
     /// loopback stand-ins (no network beyond 127.0.0.1).
     Demo,
     /// Print an access token for a config.
-    Token {
-        #[command(flatten)]
-        config: ConfigArgs,
-        /// Policy file (TOML). Without it, the minimal policy the config
-        /// needs is derived, as `wif-host policy` prints it.
-        #[arg(long)]
-        policy: Option<PathBuf>,
-        /// Output: the bare token, JSON, or a shell `export` line.
-        #[arg(long, value_enum, default_value_t = Format::Raw)]
-        format: Format,
-        /// Load this component instead of the embedded one.
-        #[arg(long)]
-        component: Option<PathBuf>,
-    },
+    Token(TokenArgs),
     /// Validate a config and print what it requires.
-    Check {
-        #[command(flatten)]
-        config: ConfigArgs,
-    },
+    Check(ConfigArgs),
     /// Print the minimal policy a config needs (TOML).
-    Policy {
-        #[command(flatten)]
-        config: ConfigArgs,
-    },
+    Policy(ConfigArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Policy file (TOML). Without it, the minimal policy the config needs
+    /// is derived, as `wif-host policy` prints it.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Output: the bare token, JSON, or a shell `export` line.
+    #[arg(long, value_enum, default_value_t = Format::Raw)]
+    format: Format,
+    /// Load this component instead of the embedded one.
+    #[arg(long)]
+    component: Option<PathBuf>,
+    /// Neither read nor write the token cache
+    /// (`$XDG_CACHE_HOME/anthropic-wif/tokens`).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(clap::Args)]
@@ -125,17 +131,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match Cli::parse().command {
         Command::Demo => demo::run(),
-        Command::Token {
-            config,
-            policy,
-            format,
-            component,
-        } => token(&config, policy.as_deref(), format, component.as_deref()),
-        Command::Check { config } => check(&config),
-        Command::Policy { config } => policy(&config),
+        Command::Token(args) => token(&args),
+        Command::Check(args) => check(&args),
+        Command::Policy(args) => policy(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -146,22 +146,70 @@ fn main() -> ExitCode {
     }
 }
 
-fn token(
-    args: &ConfigArgs,
-    policy: Option<&Path>,
-    format: Format,
-    component: Option<&Path>,
-) -> Result<(), Failure> {
-    let config = load_auth(&args.config, args.model.as_deref())?;
-    let policy = match policy {
-        Some(path) => Policy::from_file(path)?,
-        None => derive(&config)?.policy,
+/// A provider builder that keeps the compiled component in the user's cache
+/// folder, so that later runs skip compilation.
+fn builder() -> ProviderBuilder {
+    let builder = Provider::builder();
+    match private_dir::user_cache_dir() {
+        Some(dir) => builder.compile_cache(dir.join("compiled")),
+        None => builder,
+    }
+}
+
+fn token(args: &TokenArgs) -> Result<(), Failure> {
+    let config = load_auth(&args.config.config, args.config.model.as_deref())?;
+    let cache = if args.no_cache {
+        None
+    } else {
+        TokenCache::user()
     };
-    let mut builder = Provider::builder().policy(policy);
-    if let Some(path) = component {
+    let now = SystemClock.now().as_secs();
+    let cached = cache.as_ref().and_then(|cache| match cache.load(&config) {
+        Ok(token) => token,
+        Err(problem) => {
+            tracing::warn!(%problem, "token cache not used; exchanging afresh");
+            None
+        }
+    });
+    if let Some(token) = cached.as_ref().filter(|t| now < t.refresh_after) {
+        tracing::debug!("token served from the token cache");
+        print_token(token, args.format);
+        return Ok(());
+    }
+    let mut builder = builder();
+    if let Some(path) = &args.component {
         builder = builder.component_file(path)?;
     }
-    let token = builder.build()?.get_token(&config)?;
+    let inspector = builder.build()?;
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&inspector, &config)?.policy,
+    };
+    let token = match inspector.with_policy(policy).get_token(&config) {
+        Ok(token) => token,
+        // Across processes the component cannot remember the cached token,
+        // so the advisory window is honoured here: a token with more than
+        // MANDATORY_SECS left is still served, and the next try waits
+        // BACKOFF_SECS.
+        Err(error) => match cached.filter(|t| t.expires_at > now + MANDATORY_SECS) {
+            Some(mut token) => {
+                tracing::warn!(%error, "refresh failed; serving the cached token, still valid");
+                token.refresh_after = (now + BACKOFF_SECS).min(token.expires_at - MANDATORY_SECS);
+                token
+            }
+            None => return Err(error.into()),
+        },
+    };
+    if let Some(cache) = &cache
+        && let Err(problem) = cache.store(&config, &token)
+    {
+        tracing::warn!(%problem, "cannot save the token in the token cache");
+    }
+    print_token(&token, args.format);
+    Ok(())
+}
+
+fn print_token(token: &AccessToken, format: Format) {
     let secret = token.token.expose();
     match format {
         Format::Raw => println!("{secret}"),
@@ -176,12 +224,11 @@ fn token(
         ),
         Format::Env => println!("export ANTHROPIC_AUTH_TOKEN='{secret}'"),
     }
-    Ok(())
 }
 
 fn check(args: &ConfigArgs) -> Result<(), Failure> {
     let config = load_auth(&args.config, args.model.as_deref())?;
-    let needs = Provider::builder().build()?.requirements(&config)?;
+    let needs = builder().build()?.requirements(&config)?;
     println!("config is valid; it requires:");
     print_requirements(&needs);
     Ok(())
@@ -189,7 +236,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
 
 fn policy(args: &ConfigArgs) -> Result<(), Failure> {
     let config = load_auth(&args.config, args.model.as_deref())?;
-    let minimal = derive(&config)?;
+    let minimal = derive(&builder().build()?, &config)?;
     print!("{}", minimal.toml);
     for note in &minimal.notes {
         eprintln!("wif-host: note: {note}");
@@ -199,8 +246,8 @@ fn policy(args: &ConfigArgs) -> Result<(), Failure> {
 
 /// The minimal policy for a config, with `${VAR}` origins resolved from this
 /// process's environment.
-fn derive(config: &str) -> Result<MinimalPolicy, Failure> {
-    let needs = Provider::builder().build()?.requirements(config)?;
+fn derive(provider: &Provider, config: &str) -> Result<MinimalPolicy, Failure> {
+    let needs = provider.requirements(config)?;
     Ok(Policy::minimal(&needs, |name| std::env::var(name).ok()))
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use crate::bindings::exports::anthropic_wif::federation::provider as wit;
 use crate::bindings::{Federation, FederationPre};
 use crate::capabilities::{WifCtx, WifView, add_to_linker};
 use crate::clock::Clock;
+use crate::compile_cache;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::token::{AccessToken, Secret};
@@ -35,6 +36,12 @@ pub const EMBEDDED_COMPONENT: &[u8] =
 pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
 /// Default limit on the component's own (non-I/O) time per call.
 pub const DEFAULT_CALL_BUDGET: Duration = Duration::from_secs(5);
+/// A token with this many seconds left or fewer must be refreshed (the
+/// component's mandatory window, mirrored for callers that cache across
+/// processes).
+pub const MANDATORY_SECS: u64 = 30;
+/// After a failed advisory refresh, how long to wait before trying again.
+pub const BACKOFF_SECS: u64 = 5;
 /// How often the epoch advances, and so the granularity of the deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -61,9 +68,17 @@ pub struct ProviderBuilder {
     component: Option<Vec<u8>>,
     memory_limit: usize,
     call_budget: Duration,
+    compile_cache: Option<PathBuf>,
 }
 
 impl ProviderBuilder {
+    /// Keeps the compiled component in `dir` (a private folder, created if
+    /// needed) and loads it from there on later starts.
+    pub fn compile_cache(mut self, dir: PathBuf) -> Self {
+        self.compile_cache = Some(dir);
+        self
+    }
+
     /// Grants what `policy` grants (the default grants nothing).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -108,7 +123,11 @@ impl ProviderBuilder {
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(load)?;
         let bytes = self.component.as_deref().unwrap_or(EMBEDDED_COMPONENT);
-        let component = Component::new(&engine, bytes).map_err(load)?;
+        let component = match &self.compile_cache {
+            Some(dir) => compile_cache::load_or_compile(&engine, bytes, dir),
+            None => Component::new(&engine, bytes),
+        }
+        .map_err(load)?;
         let mut linker = Linker::<StoreState>::new(&engine);
         add_to_linker(&mut linker, |state: &mut StoreState| WifView {
             ctx: &state.ctx,
@@ -129,7 +148,7 @@ impl ProviderBuilder {
             memory_limit: self.memory_limit,
             call_budget: self.call_budget,
             instance: Mutex::new(None),
-            tokens: RwLock::new(HashMap::new()),
+            tokens: RwLock::new(TokenMap::default()),
         })
     }
 }
@@ -143,8 +162,12 @@ pub struct Provider {
     memory_limit: usize,
     call_budget: Duration,
     instance: Mutex<Option<Live>>,
-    tokens: RwLock<HashMap<String, AccessToken>>,
+    tokens: RwLock<TokenMap>,
 }
+
+/// Tokens by the exact config text they were minted for. A fast hash: the
+/// key is hashed on every cached call.
+type TokenMap = HashMap<Box<str>, AccessToken, rustc_hash::FxBuildHasher>;
 
 impl fmt::Debug for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -180,12 +203,30 @@ impl Provider {
             component: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             call_budget: DEFAULT_CALL_BUDGET,
+            compile_cache: None,
         }
     }
 
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
         self.ctx.policy()
+    }
+
+    /// A provider of the same compiled component under another policy, with
+    /// its own instance and empty caches (no compilation).
+    pub fn with_policy(&self, policy: Policy) -> Provider {
+        let ctx = WifCtx::builder()
+            .policy(policy)
+            .clock(self.ctx.clock().clone());
+        Provider {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            ctx: Arc::new(ctx.build()),
+            memory_limit: self.memory_limit,
+            call_budget: self.call_budget,
+            instance: Mutex::new(None),
+            tokens: RwLock::new(TokenMap::default()),
+        }
     }
 
     /// A valid access token for the `auth` block `config_json`.
@@ -209,16 +250,22 @@ impl Provider {
             refresh_after = token.refresh_after,
             "token received"
         );
+        if !token.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(Error::MalformedResponse(format!(
+                "the component returned a token of type {:?}, not Bearer",
+                token.token_type
+            )));
+        }
         let token = AccessToken {
-            token: Secret::new(token.token),
-            token_type: token.token_type,
+            token: Secret::new(&token.token),
+            token_type: "Bearer",
             expires_at: token.expires_at,
             refresh_after: token.refresh_after,
         };
         self.tokens
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(config_json.to_string(), token.clone());
+            .insert(config_json.into(), token.clone());
         Ok(token)
     }
 

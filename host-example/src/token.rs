@@ -1,15 +1,17 @@
 //! The access token as the host hands it out, with redacted `Debug`.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A secret string. `Debug` prints `[redacted]`; there is no `Display`.
+/// Cloning it is cheap (shared, immutable).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Arc<str>);
 
 impl Secret {
     /// Wraps a secret.
-    pub fn new(value: String) -> Secret {
-        Secret(value)
+    pub fn new(value: &str) -> Secret {
+        Secret(Arc::from(value))
     }
 
     /// The secret itself, for the one place it is sent.
@@ -30,7 +32,7 @@ pub struct AccessToken {
     /// The bearer token: send it as `Authorization: Bearer <token>`.
     pub token: Secret,
     /// Always `Bearer`.
-    pub token_type: String,
+    pub token_type: &'static str,
     /// Expiry, in Unix seconds.
     pub expires_at: u64,
     /// Until when (Unix seconds) the token is served without asking the
@@ -49,8 +51,8 @@ mod tests {
     #[test]
     fn debug_never_prints_the_token() {
         let token = AccessToken {
-            token: Secret::new("sk-ant-oat01-top-secret".into()),
-            token_type: "Bearer".into(),
+            token: Secret::new("sk-ant-oat01-top-secret"),
+            token_type: "Bearer",
             expires_at: 2,
             refresh_after: 1,
         };
