@@ -206,9 +206,8 @@ fn fetch(
         CapError::TooLarge(detail) => fail(format!("GET {url}: response too large ({detail})")),
         other => fail(format!("GET {url} failed: {other}")),
     })?;
-    let secrets: Vec<&str> = (request.headers.iter().skip(1).map(|h| h.value.as_str()))
-        .chain(values.iter().map(|(_, v)| v.as_str()))
-        .collect();
+    let secrets = expanded_secrets(url, headers, &request.headers[1..], &values);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     if !response.is_success() {
         let redirect = if (300..400).contains(&response.status) {
             " (redirects are not followed)"
@@ -244,6 +243,42 @@ fn fetch(
             json_type(other)
         ))),
     }
+}
+
+/// What an echoing endpoint must not get back into an error: every expanded
+/// header value and variable value, and each piece of a variable value (split
+/// at URL delimiters) that the templates do not already show, since a server
+/// may echo only a part of the URL, such as its query.
+fn expanded_secrets(
+    url: &str,
+    templates: &[(String, String)],
+    headers: &[Header],
+    values: &[(String, String)],
+) -> Vec<String> {
+    const MIN_PIECE: usize = 6;
+    let shown =
+        |piece: &str| url.contains(piece) || templates.iter().any(|(_, t)| t.contains(piece));
+    let mut secrets: Vec<String> = headers.iter().map(|h| h.value.clone()).collect();
+    for (_, value) in values {
+        secrets.push(value.clone());
+        let pieces = value.split(['/', '?', '&', '=', '#', ':', ';', ',', '@', ' ']);
+        secrets.extend(
+            pieces
+                .filter(|p| p.len() >= MIN_PIECE && !shown(p))
+                .map(str::to_string),
+        );
+    }
+    for header in headers {
+        let pieces = header.value.split(' ');
+        secrets.extend(
+            pieces
+                .filter(|p| p.len() >= MIN_PIECE && !shown(p))
+                .map(str::to_string),
+        );
+    }
+    // Longest first, so a secret is replaced whole before any of its pieces.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
 }
 
 fn json_type(value: &serde_json::Value) -> &'static str {

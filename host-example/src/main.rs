@@ -7,6 +7,7 @@
 
 mod demo;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -124,12 +125,28 @@ impl From<Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("WIF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The compiler's own tracing is gigabytes at trace level, and the HTTP
+    // client logs whole URLs (which can hold expanded secrets) at debug
+    // level: keep both to warnings, whatever WIF_LOG says.
+    for noisy in [
+        "cranelift_codegen",
+        "cranelift_frontend",
+        "regalloc2",
+        "wasmtime",
+        "ureq",
+        "ureq_proto",
+        "rustls",
+    ] {
+        if let Ok(directive) = format!("{noisy}=warn").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WIF_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
         .init();
     let result = match Cli::parse().command {
         Command::Demo => demo::run(),

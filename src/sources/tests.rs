@@ -357,3 +357,23 @@ fn an_oversized_assertion_is_refused() {
         "16385 bytes; the limit is 16384",
     );
 }
+
+#[test]
+fn an_echo_of_part_of_the_expanded_url_is_redacted() {
+    let cfg = config(json!({"url": GH_URL, "headers": {"Authorization": "bearer ${REQ_TOKEN}"}}));
+    let caps = github_caps().route("http://127.0.0.1:9/", |r| {
+        let path = r
+            .url
+            .split_once("127.0.0.1:9")
+            .map(|(_, p)| p.to_string())
+            .unwrap_or_default();
+        respond(500, &format!("failed {path} token=gh-request-secret"))
+    });
+    let err = read_assertion(&caps, &cfg).unwrap_err();
+    assert_no_secret(&err, &["s3cr3t", "gh-request-secret", "127.0.0.1:9"]);
+    assert!(
+        err.to_string()
+            .contains("status 500: failed /token?[redacted]"),
+        "{err}"
+    );
+}

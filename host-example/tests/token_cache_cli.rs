@@ -1,0 +1,165 @@
+//! `wif-host token` run once per request, as credential helpers are: the
+//! token cache on disk spares an exchange per run and fails safe.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use host_example::loopback::{LoopbackServer, token_endpoint};
+use host_example::token_cache::TokenCache;
+
+const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYWNoZSJ9.c2ln";
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    cache_home: PathBuf,
+    config: PathBuf,
+    server: LoopbackServer,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LoopbackServer::start(token_endpoint(3600)).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, JWT).unwrap();
+    let config = dir.path().join("auth.json");
+    let auth = serde_json::json!({
+        "type": "workload_identity_federation",
+        "workload_identity_federation": {
+            "federation_rule_id": "fdrl_cache",
+            "organization_id": "00000000-0000-4000-8000-000000000000",
+            "base_url": server.url(),
+            "identity_token": {"file": token_file},
+        }
+    });
+    std::fs::write(&config, auth.to_string()).unwrap();
+    let cache_home = dir.path().join("cache-home");
+    Setup {
+        cache_home,
+        config,
+        server,
+        _dir: dir,
+    }
+}
+
+fn run(setup: &Setup, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wif-host"))
+        .arg("token")
+        .arg("--config")
+        .arg(&setup.config)
+        .args(extra)
+        .env("XDG_CACHE_HOME", &setup.cache_home)
+        .env("WIF_LOG", "trace")
+        .output()
+        .unwrap()
+}
+
+fn token_of(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn token_file(setup: &Setup) -> PathBuf {
+    let config = host_example::config_file::load_auth(&setup.config, None).unwrap();
+    TokenCache::new(setup.cache_home.join("anthropic-wif/tokens")).path_for(&config)
+}
+
+fn assert_no_token_in(stderr: &[u8], token: &str) {
+    let stderr = String::from_utf8_lossy(stderr);
+    assert!(
+        !stderr.contains(token),
+        "the token leaked into the log: {stderr}"
+    );
+    assert!(
+        !stderr.contains(JWT),
+        "the identity token leaked into the log: {stderr}"
+    );
+}
+
+#[test]
+fn two_processes_in_a_row_make_one_exchange() {
+    let setup = setup();
+    let first = run(&setup, &[]);
+    let second = run(&setup, &[]);
+    assert_eq!(token_of(&first), "sk-ant-oat01-demo-1");
+    assert_eq!(token_of(&second), "sk-ant-oat01-demo-1");
+    assert_eq!(setup.server.requests().len(), 1);
+    let mode = std::fs::metadata(token_file(&setup))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    for output in [&first, &second] {
+        assert_no_token_in(&output.stderr, "sk-ant-oat01-demo-1");
+    }
+}
+
+#[test]
+fn no_cache_exchanges_every_time() {
+    let setup = setup();
+    assert_eq!(
+        token_of(&run(&setup, &["--no-cache"])),
+        "sk-ant-oat01-demo-1"
+    );
+    assert_eq!(
+        token_of(&run(&setup, &["--no-cache"])),
+        "sk-ant-oat01-demo-2"
+    );
+    assert!(!token_file(&setup).exists());
+}
+
+#[track_caller]
+fn falls_back_with_a_warning(setup: &Setup, problem: &str) {
+    let output = run(setup, &[]);
+    assert_eq!(token_of(&output), "sk-ant-oat01-demo-2", "a fresh exchange");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WARN") && stderr.contains(problem),
+        "{stderr}"
+    );
+    assert_no_token_in(&output.stderr, "sk-ant-oat01-demo-2");
+}
+
+#[test]
+fn a_cache_file_readable_by_others_is_not_used() {
+    let setup = setup();
+    token_of(&run(&setup, &[]));
+    std::fs::set_permissions(token_file(&setup), std::fs::Permissions::from_mode(0o644)).unwrap();
+    falls_back_with_a_warning(&setup, "readable or writable by other users");
+}
+
+#[test]
+fn a_symlinked_cache_file_is_not_used() {
+    let setup = setup();
+    token_of(&run(&setup, &[]));
+    let path = token_file(&setup);
+    let elsewhere = path.with_extension("real");
+    std::fs::rename(&path, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+    falls_back_with_a_warning(&setup, "is a symlink");
+}
+
+#[test]
+fn a_corrupt_cache_file_is_replaced_silently() {
+    let setup = setup();
+    token_of(&run(&setup, &[]));
+    let path: &Path = &token_file(&setup);
+    std::fs::write(path, "{\"access_tok").unwrap();
+    let output = run(&setup, &[]);
+    assert_eq!(token_of(&output), "sk-ant-oat01-demo-2");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("WARN"));
+    assert_eq!(
+        token_of(&run(&setup, &[])),
+        "sk-ant-oat01-demo-2",
+        "the replacement is used"
+    );
+    assert_eq!(setup.server.requests().len(), 2);
+}
