@@ -21,6 +21,8 @@ mod expand;
 mod origin;
 pub mod provider;
 pub mod requirements;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod schema;
 mod sources;
 mod text;
 pub mod token;

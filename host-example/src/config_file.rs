@@ -1,5 +1,10 @@
 //! Configuration files: a bare `auth` block, or a whole agent config with
-//! `providers:` and `models:`, in YAML or JSON.
+//! `providers:` and `models:`, in YAML or JSON; or, without a file, the
+//! official SDKs' environment variables.
+//!
+//! Precedence: a config file, when one is given, is the whole configuration
+//! and the SDK variables are not read; without one, the SDK variables are
+//! (see [`auth_from_sdk_env`]).
 //!
 //! In an agent config a model's `auth` wins over its provider's, a provider's
 //! `base_url` becomes the token endpoint's base when the `auth` block sets
@@ -34,17 +39,105 @@ pub enum ConfigFileError {
     Shape(String),
 }
 
+/// The official SDKs' variables, in the order they are read.
+pub const SDK_VARIABLES: [&str; 7] = [
+    "ANTHROPIC_FEDERATION_RULE_ID",
+    "ANTHROPIC_ORGANIZATION_ID",
+    "ANTHROPIC_SERVICE_ACCOUNT_ID",
+    "ANTHROPIC_WORKSPACE_ID",
+    "ANTHROPIC_IDENTITY_TOKEN_FILE",
+    "ANTHROPIC_IDENTITY_TOKEN",
+    "ANTHROPIC_BASE_URL",
+];
+
+/// The JSON text of the `auth` block to use: from `config` when a file is
+/// given (the SDK variables are then ignored), else from the SDK variables
+/// read through `env`.
+pub fn resolve(
+    config: Option<&Path>,
+    model: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigFileError> {
+    match config {
+        Some(path) => load_auth(path, model),
+        None if model.is_some() => Err(ConfigFileError::Shape(
+            "--model needs an agent config given with --config".into(),
+        )),
+        None => auth_from_sdk_env(env)?.map(|auth| auth.to_string()).ok_or_else(|| {
+            ConfigFileError::Shape(
+                "no --config given and ANTHROPIC_FEDERATION_RULE_ID is not set: pass --config FILE or set the SDK \
+                 variables (ANTHROPIC_FEDERATION_RULE_ID, ANTHROPIC_ORGANIZATION_ID, ANTHROPIC_IDENTITY_TOKEN_FILE or \
+                 ANTHROPIC_IDENTITY_TOKEN, …)"
+                    .into(),
+            )
+        }),
+    }
+}
+
+/// The `auth` block the official SDKs' environment variables describe;
+/// `None` when `ANTHROPIC_FEDERATION_RULE_ID` is unset. An empty variable
+/// counts as unset. `ANTHROPIC_IDENTITY_TOKEN_FILE` wins over
+/// `ANTHROPIC_IDENTITY_TOKEN`, which is then read by the component through
+/// `get-env` like any `env` source.
+pub fn auth_from_sdk_env(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Value>, ConfigFileError> {
+    let var = |name: &str| env(name).filter(|value| !value.is_empty());
+    let Some(rule) = var("ANTHROPIC_FEDERATION_RULE_ID") else {
+        return Ok(None);
+    };
+    let organization = var("ANTHROPIC_ORGANIZATION_ID").ok_or_else(|| {
+        ConfigFileError::Shape(
+            "ANTHROPIC_FEDERATION_RULE_ID is set but ANTHROPIC_ORGANIZATION_ID is not".into(),
+        )
+    })?;
+    let identity_token = match (
+        var("ANTHROPIC_IDENTITY_TOKEN_FILE"),
+        var("ANTHROPIC_IDENTITY_TOKEN"),
+    ) {
+        (Some(file), _) => serde_json::json!({"file": file}),
+        (None, Some(_)) => serde_json::json!({"env": "ANTHROPIC_IDENTITY_TOKEN"}),
+        (None, None) => {
+            return Err(ConfigFileError::Shape(
+                "ANTHROPIC_FEDERATION_RULE_ID is set but neither ANTHROPIC_IDENTITY_TOKEN_FILE nor \
+                 ANTHROPIC_IDENTITY_TOKEN is"
+                    .into(),
+            ));
+        }
+    };
+    let mut wif = Map::new();
+    wif.insert("federation_rule_id".into(), Value::String(rule));
+    wif.insert("organization_id".into(), Value::String(organization));
+    for (name, field) in [
+        ("ANTHROPIC_SERVICE_ACCOUNT_ID", "service_account_id"),
+        ("ANTHROPIC_WORKSPACE_ID", "workspace_id"),
+        ("ANTHROPIC_BASE_URL", "base_url"),
+    ] {
+        if let Some(value) = var(name) {
+            wif.insert(field.into(), Value::String(value));
+        }
+    }
+    wif.insert("identity_token".into(), identity_token);
+    Ok(Some(
+        serde_json::json!({"type": "workload_identity_federation", "workload_identity_federation": wif}),
+    ))
+}
+
 /// Reads `path` and returns the JSON text of the `auth` block to use.
 pub fn load_auth(path: &Path, model: Option<&str>) -> Result<String, ConfigFileError> {
+    auth_block(&read_document(path)?, model).map(|auth| auth.to_string())
+}
+
+/// Reads a YAML or JSON file as a JSON value.
+pub fn read_document(path: &Path) -> Result<Value, ConfigFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let document: Value = serde_yaml_ng::from_str(&text).map_err(|e| ConfigFileError::Syntax {
+    serde_yaml_ng::from_str(&text).map_err(|e| ConfigFileError::Syntax {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
-    auth_block(&document, model).map(|auth| auth.to_string())
+    })
 }
 
 /// The `auth` block of a parsed document.

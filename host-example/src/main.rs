@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use host_example::config_file::{ConfigFileError, load_auth};
+use host_example::config_file::{ConfigFileError, resolve};
 use host_example::policy::{MinimalPolicy, PolicyError};
 use host_example::provider::{BACKOFF_SECS, MANDATORY_SECS};
 use host_example::token_cache::TokenCache;
@@ -68,11 +68,23 @@ struct TokenArgs {
 #[derive(clap::Args)]
 struct ConfigArgs {
     /// Config file: an `auth` block or an agent config, YAML or JSON.
+    /// Without it, the official SDKs' variables are read
+    /// (ANTHROPIC_FEDERATION_RULE_ID, ANTHROPIC_ORGANIZATION_ID, …).
     #[arg(long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// In an agent config, the model whose auth to use.
     #[arg(long)]
     model: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The JSON text of the `auth` block: from the file, or from the SDK
+    /// variables when no file is given.
+    fn load(&self) -> Result<String, ConfigFileError> {
+        resolve(self.config.as_deref(), self.model.as_deref(), |name| {
+            std::env::var(name).ok()
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -174,7 +186,7 @@ fn builder() -> ProviderBuilder {
 }
 
 fn token(args: &TokenArgs) -> Result<(), Failure> {
-    let config = load_auth(&args.config.config, args.config.model.as_deref())?;
+    let config = args.config.load()?;
     let cache = if args.no_cache {
         None
     } else {
@@ -244,7 +256,7 @@ fn print_token(token: &AccessToken, format: Format) {
 }
 
 fn check(args: &ConfigArgs) -> Result<(), Failure> {
-    let config = load_auth(&args.config, args.model.as_deref())?;
+    let config = args.load()?;
     let needs = builder().build()?.requirements(&config)?;
     println!("config is valid; it requires:");
     print_requirements(&needs);
@@ -252,7 +264,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
 }
 
 fn policy(args: &ConfigArgs) -> Result<(), Failure> {
-    let config = load_auth(&args.config, args.model.as_deref())?;
+    let config = args.load()?;
     let minimal = derive(&builder().build()?, &config)?;
     print!("{}", minimal.toml);
     for note in &minimal.notes {

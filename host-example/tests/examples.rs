@@ -4,6 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Each setting has a folder with `auth.yaml` and `policy.toml`, and a model
+/// of the same name in `walkthrough.yaml`.
+const SETTINGS: [&str; 6] = [
+    "kubernetes",
+    "github-actions",
+    "gcloud",
+    "spiffe",
+    "metadata",
+    "ci-env",
+];
+
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
@@ -39,7 +50,14 @@ fn every_example_config_passes_check_and_every_policy_parses() {
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         seen += 1;
     }
-    assert_eq!(seen, 4, "kubernetes, github-actions, gcloud and metadata");
+    assert_eq!(seen, SETTINGS.len(), "one folder per setting: {SETTINGS:?}");
+}
+
+#[test]
+fn every_walkthrough_model_passes_check() {
+    for name in SETTINGS {
+        check(&examples().join("walkthrough.yaml"), Some(name));
+    }
 }
 
 #[test]
@@ -55,11 +73,24 @@ fn the_agent_config_example_resolves_each_model() {
 }
 
 #[test]
-fn every_example_policy_grants_what_its_config_requires() {
+fn every_example_policy_grants_what_its_config_and_walkthrough_model_require() {
     let provider = host_example::Provider::builder().build().unwrap();
-    for name in ["kubernetes", "github-actions", "gcloud", "metadata"] {
+    let walkthrough = examples().join("walkthrough.yaml");
+    let configs = SETTINGS.iter().flat_map(|name| {
         let dir = examples().join(name);
-        let config = host_example::config_file::load_auth(&dir.join("auth.yaml"), None).unwrap();
+        [
+            (
+                name,
+                host_example::config_file::load_auth(&dir.join("auth.yaml"), None).unwrap(),
+            ),
+            (
+                name,
+                host_example::config_file::load_auth(&walkthrough, Some(name)).unwrap(),
+            ),
+        ]
+    });
+    for (name, config) in configs {
+        let dir = examples().join(name);
         let needs = provider.requirements(&config).unwrap();
         let policy = host_example::Policy::from_file(&dir.join("policy.toml")).unwrap();
         for var in &needs.env {

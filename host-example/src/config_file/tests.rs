@@ -137,3 +137,121 @@ fn a_config_file_is_read_as_yaml_or_json() {
         Err(ConfigFileError::Syntax { .. })
     ));
 }
+
+fn sdk_env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |name| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+#[test]
+fn the_sdk_variables_describe_an_auth_block() {
+    let auth = auth_from_sdk_env(sdk_env(&[
+        ("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_env"),
+        (
+            "ANTHROPIC_ORGANIZATION_ID",
+            "00000000-0000-4000-8000-000000000000",
+        ),
+        ("ANTHROPIC_SERVICE_ACCOUNT_ID", "svac_env"),
+        ("ANTHROPIC_WORKSPACE_ID", ""),
+        ("ANTHROPIC_IDENTITY_TOKEN_FILE", "/token"),
+        ("ANTHROPIC_IDENTITY_TOKEN", "eyJ.ignored"),
+        ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
+    ]))
+    .unwrap()
+    .unwrap();
+    let wif = &auth["workload_identity_federation"];
+    assert_eq!(wif["federation_rule_id"], "fdrl_env");
+    assert_eq!(wif["service_account_id"], "svac_env");
+    assert!(wif.get("workspace_id").is_none(), "empty means unset");
+    assert_eq!(
+        wif["identity_token"],
+        json!({"file": "/token"}),
+        "the file wins"
+    );
+    assert_eq!(wif["base_url"], "http://127.0.0.1:9");
+    assert!(
+        !auth.to_string().contains("eyJ.ignored"),
+        "the token itself is never copied into the config"
+    );
+}
+
+#[test]
+fn the_sdk_token_variable_becomes_an_env_source() {
+    let auth = auth_from_sdk_env(sdk_env(&[
+        ("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_env"),
+        (
+            "ANTHROPIC_ORGANIZATION_ID",
+            "00000000-0000-4000-8000-000000000000",
+        ),
+        ("ANTHROPIC_IDENTITY_TOKEN_FILE", ""),
+        ("ANTHROPIC_IDENTITY_TOKEN", "eyJ.secret"),
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        auth["workload_identity_federation"]["identity_token"],
+        json!({"env": "ANTHROPIC_IDENTITY_TOKEN"})
+    );
+    assert!(!auth.to_string().contains("eyJ.secret"));
+}
+
+#[test]
+fn incomplete_sdk_variables_are_errors_and_no_rule_means_none() {
+    assert!(
+        auth_from_sdk_env(sdk_env(&[("ANTHROPIC_ORGANIZATION_ID", "x")]))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        auth_from_sdk_env(sdk_env(&[("ANTHROPIC_FEDERATION_RULE_ID", "")]))
+            .unwrap()
+            .is_none()
+    );
+    let no_org =
+        auth_from_sdk_env(sdk_env(&[("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_1")])).unwrap_err();
+    assert!(
+        no_org
+            .to_string()
+            .contains("ANTHROPIC_ORGANIZATION_ID is not"),
+        "{no_org}"
+    );
+    let no_token = auth_from_sdk_env(sdk_env(&[
+        ("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_1"),
+        ("ANTHROPIC_ORGANIZATION_ID", "o"),
+    ]))
+    .unwrap_err();
+    assert!(
+        no_token
+            .to_string()
+            .contains("neither ANTHROPIC_IDENTITY_TOKEN_FILE"),
+        "{no_token}"
+    );
+}
+
+#[test]
+fn a_config_file_wins_over_the_sdk_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.yaml");
+    std::fs::write(&path, WIF).unwrap();
+    let env = sdk_env(&[
+        ("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_env"),
+        (
+            "ANTHROPIC_ORGANIZATION_ID",
+            "00000000-0000-4000-8000-000000000000",
+        ),
+        ("ANTHROPIC_IDENTITY_TOKEN", "t"),
+    ]);
+    let from_file = resolve(Some(&path), None, &env).unwrap();
+    assert!(
+        from_file.contains("fdrl_1") && !from_file.contains("fdrl_env"),
+        "{from_file}"
+    );
+    let from_env = resolve(None, None, &env).unwrap();
+    assert!(from_env.contains("fdrl_env"), "{from_env}");
+    let neither = resolve(None, None, sdk_env(&[])).unwrap_err().to_string();
+    assert!(neither.contains("pass --config FILE"), "{neither}");
+    assert!(resolve(None, Some("m"), &env).is_err());
+}
