@@ -26,6 +26,9 @@ pub const BACKOFF_SECS: u64 = 5;
 /// Parsed configs kept, by their exact text, so that a repeated call does not
 /// parse again. Past this many the memo starts over.
 const PARSED_CONFIGS: usize = 64;
+/// Configs longer than this are parsed on every call rather than kept, so the
+/// memo never holds more than `PARSED_CONFIGS` times this many bytes.
+const MEMO_MAX_CONFIG_BYTES: usize = 64 * 1024;
 
 /// A cached token and the state of its refresh.
 struct Cached {
@@ -112,11 +115,13 @@ impl Provider {
         }
         let config = Config::parse(config_json)?;
         let key = config.canonical_key();
-        if self.parsed.len() >= PARSED_CONFIGS {
-            self.parsed.clear();
+        if config_json.len() <= MEMO_MAX_CONFIG_BYTES {
+            if self.parsed.len() >= PARSED_CONFIGS {
+                self.parsed.clear();
+            }
+            self.parsed
+                .insert(config_json.to_string(), (config.clone(), key.clone()));
         }
-        self.parsed
-            .insert(config_json.to_string(), (config.clone(), key.clone()));
         Ok((config, key))
     }
 }

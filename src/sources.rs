@@ -105,8 +105,8 @@ fn run(
         .map_err(|e| match e {
             CapError::Denied(detail) => denied(Capability::RunCommand, detail),
             CapError::NotFound(_) => fail(format!("program `{program}` was not found")),
-            CapError::Timeout(_) => fail(format!(
-                "command `{program}` did not finish in time (limit {} s)",
+            CapError::Timeout(detail) => fail(format!(
+                "command `{program}` did not finish in time (the component allows {} s; the host: {detail})",
                 COMMAND_TIMEOUT_MS / 1000
             )),
             CapError::TooLarge(detail) => {

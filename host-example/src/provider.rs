@@ -239,7 +239,26 @@ impl Provider {
             return Ok(token);
         }
         tracing::debug!("no servable token in the host cache; asking the component");
-        let result = self.call(&mut instance, |b, s| b.call_get_token(s, config_json))?;
+        self.ask_component(&mut instance, config_json)
+    }
+
+    /// Asks the component, bypassing the host cache (the component's own
+    /// cache still applies: it exchanges only when its refresh windows say
+    /// so); the answer refreshes the host cache. For benchmarks and
+    /// diagnostics; applications call [`Provider::get_token`].
+    pub fn get_token_uncached(&self, config_json: &str) -> Result<AccessToken, Error> {
+        let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ask_component(&mut instance, config_json)
+    }
+
+    /// Calls the component's `get-token`, checks the answer and keeps it in
+    /// the host cache.
+    fn ask_component(
+        &self,
+        instance: &mut Option<Live>,
+        config_json: &str,
+    ) -> Result<AccessToken, Error> {
+        let result = self.call(instance, |b, s| b.call_get_token(s, config_json))?;
         let token = result.map_err(|e| {
             let error = Error::from(e);
             tracing::debug!(%error, "the component returned no token");
@@ -367,12 +386,13 @@ impl Provider {
     }
 }
 
-/// A trap as text: its code when it has one, without the component's data.
+/// A trap as text: its code when it has one, else the root cause (a memory
+/// limit, say) without wasmtime's backtrace or the component's data.
 fn describe_trap(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => "it ran past its time budget and was interrupted".into(),
         Some(trap) => format!("it trapped: {trap}"),
-        None => format!("{error}"),
+        None => format!("it failed: {}", error.root_cause()),
     }
 }
 

@@ -182,6 +182,26 @@ pub fn wif_host() -> &'static Path {
             build
                 .args(["build", "-p", "host-example", "--bin", "wif-host"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
+            // Cargo sets these for the test process; build scripts (ring's)
+            // watch some of them, so passing them on would make this build
+            // and the next `cargo test` rebuild each other's dependencies.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if name.starts_with("CARGO_PKG_")
+                    || name.starts_with("CARGO_MANIFEST_")
+                    || name.starts_with("CARGO_BIN_")
+                    || [
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "CARGO_RUSTC_CURRENT_DIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&name.as_ref())
+                {
+                    build.env_remove(name.as_ref());
+                }
+            }
             if profile_dir.file_name() == Some(OsStr::new("release")) {
                 build.arg("--release");
             }
@@ -221,10 +241,14 @@ fn older_than_sources(binary: &Path) -> bool {
     false
 }
 
-/// Runs `wif-host` with `args` and extra environment variables `env`.
+/// Runs `wif-host` with `args` and extra environment variables `env`, with
+/// a cache folder (`XDG_CACHE_HOME`) of its own, so that no run sees a token
+/// another one cached and the user's cache is left alone.
 pub fn run_wif_host<A: AsRef<OsStr>>(args: &[A], env: &[(&str, &str)]) -> CliRun {
+    let cache = tempfile::tempdir().expect("a temporary cache folder");
     let output = Command::new(wif_host())
         .args(args)
+        .env("XDG_CACHE_HOME", cache.path())
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
