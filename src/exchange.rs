@@ -8,7 +8,7 @@ use crate::capabilities::{CapError, Capabilities, Header, HttpRequest, HttpRespo
 use crate::config::Config;
 use crate::error::{Capability, Error, Rejection};
 use crate::sources::USER_AGENT;
-use crate::text::{SNIPPET_BYTES, snippet};
+use crate::text::{SNIPPET_BYTES, duplicate_field, field_name, snippet};
 use crate::token::Secret;
 
 /// The OAuth grant type of the exchange.
@@ -109,6 +109,12 @@ pub(crate) fn parse(
     let object = json
         .as_object()
         .ok_or_else(|| malformed("the body is not a JSON object"))?;
+    if let Some(name) = duplicate_field(&response.body) {
+        return Err(malformed(&format!(
+            "{} appears more than once",
+            field_name(&name)
+        )));
+    }
     let token = match object.get("access_token") {
         Some(Value::String(t)) if !t.trim().is_empty() => t.trim(),
         Some(Value::String(_)) => return Err(malformed("`access_token` is empty")),
@@ -141,7 +147,19 @@ pub(crate) fn parse(
 }
 
 fn rejection(response: &HttpResponse, config: &Config, assertion: &Secret) -> Rejection {
-    let secrets = [assertion.expose()];
+    let json = serde_json::from_slice::<Value>(&response.body).ok();
+    // A refusal should carry no token, but if its body holds one anyway, it
+    // is as secret as the assertion.
+    let token = json
+        .as_ref()
+        .and_then(|body| body.get("access_token"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let secrets: Vec<&str> = [Some(assertion.expose()), token]
+        .into_iter()
+        .flatten()
+        .collect();
     let field = |value: Option<&Value>| match value {
         Some(Value::String(s)) if !s.is_empty() => {
             Some(snippet(s.as_bytes(), FIELD_BYTES, &secrets))
@@ -155,8 +173,8 @@ fn rejection(response: &HttpResponse, config: &Config, assertion: &Secret) -> Re
             .map(|id| snippet(id.as_bytes(), 100, &secrets)),
         ..Rejection::default()
     };
-    match serde_json::from_slice::<Value>(&response.body) {
-        Ok(Value::Object(body)) => match body.get("error") {
+    if let Some(Value::Object(body)) = &json {
+        match body.get("error") {
             // Anthropic's API error shape: {"type":"error","error":{"type":…,"message":…}}
             Some(Value::Object(inner)) => {
                 rejection.error = field(inner.get("type"));
@@ -167,17 +185,23 @@ fn rejection(response: &HttpResponse, config: &Config, assertion: &Secret) -> Re
                 rejection.error_description = field(body.get("error_description"));
                 rejection.error_uri = field(body.get("error_uri"));
             }
-        },
-        _ => {
-            let body = snippet(&response.body, SNIPPET_BYTES, &secrets);
-            rejection.body_snippet = (!body.is_empty()).then_some(body);
         }
     }
-    if rejection.error.is_none()
-        && rejection.error_description.is_none()
-        && rejection.body_snippet.is_none()
-    {
-        let body = snippet(&response.body, SNIPPET_BYTES, &secrets);
+    if rejection.error.is_none() && rejection.error_description.is_none() {
+        let body = match &json {
+            // The body as text may spell the token with escapes that a
+            // search for its value misses: show it with the token replaced.
+            Some(Value::Object(body)) if body.contains_key("access_token") => {
+                let mut body = body.clone();
+                body.insert("access_token".into(), Value::from("[redacted]"));
+                snippet(
+                    Value::Object(body).to_string().as_bytes(),
+                    SNIPPET_BYTES,
+                    &secrets,
+                )
+            }
+            _ => snippet(&response.body, SNIPPET_BYTES, &secrets),
+        };
         rejection.body_snippet = (!body.is_empty()).then_some(body);
     }
     rejection.hint = hint(response.status, config);

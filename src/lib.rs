@@ -39,3 +39,11 @@ pub use token::{AccessToken, Secret};
 
 #[cfg(test)]
 mod testing;
+
+#[cfg(test)]
+mod proptests;
+
+// Entry points of the fuzz targets in `fuzz/`; not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;

@@ -19,6 +19,12 @@ pub(crate) fn origin(url: &str) -> Result<String, String> {
     if authority.contains('@') {
         return Err("contains user information (`user@`); remove it".into());
     }
+    if authority
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("has white space or a control character in its host".into());
+    }
     let authority = authority.to_ascii_lowercase();
     let (host, port) = split_port(&authority)?;
     Ok(match port {
@@ -89,6 +95,17 @@ mod tests {
         assert!(origin("https:///x").unwrap_err().contains("no host"));
         assert!(origin("https://h:99999").unwrap_err().contains("port"));
         assert!(origin("https://[::1]x").unwrap_err().contains("IPv6"));
+        for spaced in [
+            "https://h /",
+            "https://h\t:1",
+            "https://h\u{a0}",
+            "https:// /x",
+        ] {
+            assert!(
+                origin(spaced).unwrap_err().contains("white space"),
+                "{spaced:?}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use crate::capabilities::{CapError, Capabilities, Header, HttpRequest};
 use crate::config::{COMMAND_TIMEOUT_MS, Config, IdentitySource};
 use crate::error::{Capability, Error, SourceKind};
 use crate::expand;
-use crate::text::{SNIPPET_BYTES, snippet};
+use crate::text::{SNIPPET_BYTES, duplicate_field, field_name, snippet};
 use crate::token::Secret;
 
 /// The largest identity token accepted, in bytes.
@@ -230,6 +230,12 @@ fn fetch(
     let object = json
         .as_object()
         .ok_or_else(|| fail(format!("GET {url} returned JSON that is not an object")))?;
+    if let Some(name) = duplicate_field(body.as_bytes()) {
+        return Err(fail(format!(
+            "the response of GET {url} gives {} more than once",
+            field_name(&name)
+        )));
+    }
     match object.get(field) {
         None => Err(fail(format!(
             "the response of GET {url} has no field `{field}`"

@@ -1,4 +1,10 @@
-//! Bounded, printable snippets of untrusted text for error messages.
+//! Untrusted text from endpoints: bounded, printable snippets for error
+//! messages, and the one check of a JSON answer that serde_json leaves out.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 /// The longest snippet of a body or of stderr put into an error, in bytes.
 pub(crate) const SNIPPET_BYTES: usize = 300;
@@ -24,6 +30,63 @@ pub(crate) fn snippet(bytes: &[u8], max: usize, secrets: &[&str]) -> String {
     out
 }
 
+/// A field name that the top-level JSON object in `bytes` gives more than
+/// once, if any (the first such name, for an error message).
+///
+/// serde_json keeps the last of duplicate fields without a word; an answer
+/// with two `access_token`s (or two `value`s) means different things to
+/// different parsers, so it is refused rather than guessed at. `bytes` that
+/// are not a JSON object have no duplicate.
+pub(crate) fn duplicate_field(bytes: &[u8]) -> Option<String> {
+    struct Fields(Option<String>);
+    struct FieldsVisitor;
+
+    impl<'de> Visitor<'de> for FieldsVisitor {
+        type Value = Fields;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+            let mut seen = BTreeSet::new();
+            let mut duplicate = None;
+            while let Some(name) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if duplicate.is_none() && seen.contains(&name) {
+                    duplicate = Some(name);
+                } else {
+                    seen.insert(name);
+                }
+            }
+            Ok(Fields(duplicate))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Fields {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Fields, D::Error> {
+            deserializer.deserialize_map(FieldsVisitor)
+        }
+    }
+
+    serde_json::from_slice::<Fields>(bytes).ok()?.0
+}
+
+/// A field name from an untrusted answer, fit for a message: shown when it
+/// is a short plain name, else described.
+pub(crate) fn field_name(name: &str) -> String {
+    if !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        format!("`{name}`")
+    } else {
+        "a field".to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,6 +100,29 @@ mod tests {
     #[test]
     fn replaces_invalid_utf8_and_controls() {
         assert_eq!(snippet(b"a\xffb\nc", 100, &[]), "a\u{fffd}b c");
+    }
+
+    #[test]
+    fn finds_duplicate_top_level_fields_only() {
+        assert_eq!(
+            duplicate_field(br#"{"a": 1, "b": {"c": 1, "c": 2}, "a": 3}"#).as_deref(),
+            Some("a")
+        );
+        // Escapes are decoded before names are compared.
+        assert_eq!(
+            duplicate_field(br#"{"ab": 1, "a\u0062": 2}"#).as_deref(),
+            Some("ab")
+        );
+        assert_eq!(duplicate_field(br#"{"a": 1, "b": {"a": 2}}"#), None);
+        assert_eq!(duplicate_field(br#"[{"a": 1}, {"a": 1}]"#), None);
+        assert_eq!(duplicate_field(b"not json"), None);
+    }
+
+    #[test]
+    fn shows_only_plain_field_names() {
+        assert_eq!(field_name("access_token"), "`access_token`");
+        assert_eq!(field_name("sk-ant-oat01-x y"), "a field");
+        assert_eq!(field_name(&"a".repeat(65)), "a field");
     }
 
     #[test]

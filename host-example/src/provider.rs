@@ -1,8 +1,10 @@
 //! The provider: the component loaded once, called from any thread.
 //!
 //! - Tokens are kept by the host until the component's `refresh-after`; until
-//!   then [`Provider::get_token`] is a read under a shared lock and does not
-//!   enter the component.
+//!   then [`Provider::get_token`] does not enter the component. It reads the
+//!   calling thread's copy of the cache, so a cached call writes nothing that
+//!   other threads use (no lock, no shared reference count) and its cost does
+//!   not grow with the number of threads.
 //! - After it, one caller at a time enters the component (single flight);
 //!   callers that waited find the fresh token and return without a second
 //!   exchange.
@@ -10,12 +12,15 @@
 //!   time (epoch interruption; I/O time does not count). A trap drops the
 //!   instance; the next call instantiates a fresh one.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use thread_local::ThreadLocal;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
@@ -149,6 +154,8 @@ impl ProviderBuilder {
             call_budget: self.call_budget,
             instance: Mutex::new(None),
             tokens: RwLock::new(TokenMap::default()),
+            generation: AtomicU64::new(0),
+            local: ThreadLocal::new(),
         })
     }
 }
@@ -163,6 +170,21 @@ pub struct Provider {
     call_budget: Duration,
     instance: Mutex<Option<Live>>,
     tokens: RwLock<TokenMap>,
+    /// Bumped after every change to `tokens`.
+    generation: AtomicU64,
+    /// Each thread's copy of `tokens`.
+    local: ThreadLocal<RefCell<LocalTokens>>,
+}
+
+/// One thread's copy of the host cache, as of `generation`. Its tokens have
+/// their own reference counts, so serving them touches no memory another
+/// thread writes; aligned so that two threads' copies never share a cache
+/// line.
+#[derive(Default)]
+#[repr(align(128))]
+struct LocalTokens {
+    generation: u64,
+    tokens: TokenMap,
 }
 
 /// Tokens by the exact config text they were minted for. A fast hash: the
@@ -226,6 +248,8 @@ impl Provider {
             call_budget: self.call_budget,
             instance: Mutex::new(None),
             tokens: RwLock::new(TokenMap::default()),
+            generation: AtomicU64::new(0),
+            local: ThreadLocal::new(),
         }
     }
 
@@ -281,10 +305,9 @@ impl Provider {
             expires_at: token.expires_at,
             refresh_after: token.refresh_after,
         };
-        self.tokens
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(config_json.into(), token.clone());
+        let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+        tokens.insert(config_json.into(), token.clone());
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(token)
     }
 
@@ -293,10 +316,11 @@ impl Provider {
     /// the API answers 401.
     pub fn invalidate(&self, config_json: &str) -> Result<(), Error> {
         let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
-        self.tokens
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(config_json);
+        {
+            let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+            tokens.remove(config_json);
+            self.generation.fetch_add(1, Ordering::Release);
+        }
         self.call(&mut instance, |b, s| b.call_invalidate(s, config_json))
     }
 
@@ -319,14 +343,36 @@ impl Provider {
     }
 
     /// The cached token for `config_json`, while the component said it may
-    /// be served.
+    /// be served: from this thread's copy of the cache when that copy is
+    /// current, else from the shared cache (and then copied, with a
+    /// reference count of its own, for this thread's next calls).
     fn cached(&self, config_json: &str) -> Option<AccessToken> {
         let now = self.ctx.clock().now().as_secs();
-        let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
-        tokens
+        // Read before the shared cache: a copy made from it is then tagged
+        // with a generation no newer than its content, and the next change
+        // discards it.
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut local = self.local.get_or_default().borrow_mut();
+        if local.generation != generation {
+            local.tokens.clear();
+            local.generation = generation;
+        }
+        if let Some(token) = local.tokens.get(config_json) {
+            return (now < token.refresh_after).then(|| token.clone());
+        }
+        let shared = self
+            .tokens
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .get(config_json)
-            .filter(|t| now < t.refresh_after)
-            .cloned()
+            .filter(|t| now < t.refresh_after)?
+            .clone();
+        let token = AccessToken {
+            token: Secret::new(shared.token.expose()),
+            ..shared
+        };
+        local.tokens.insert(config_json.into(), token.clone());
+        Some(token)
     }
 
     /// Calls into the component, instantiating it first if needed; a trap

@@ -253,6 +253,25 @@ fn base_url_is_https_or_loopback() {
     }
 }
 
+/// Found by the `config_parse` fuzz target's round-trip check (input
+/// `fuzz/corpus/config_parse/regression_base_url_space.json`): `https://h /`
+/// was accepted and trimmed to `https://h `, a base URL that no longer
+/// parses and that no HTTP client can reach.
+#[test]
+fn base_url_host_has_no_white_space() {
+    let field = "workload_identity_federation.base_url";
+    for spaced in [
+        "https://h /",
+        "https://api.anthropic.com\u{3000}/",
+        "https://a b",
+    ] {
+        let config = with(move |v| {
+            wif(v).insert("base_url".into(), json!(spaced));
+        });
+        assert_field(config, field, "white space");
+    }
+}
+
 #[test]
 fn exactly_one_source() {
     assert_field(

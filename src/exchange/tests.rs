@@ -249,3 +249,25 @@ fn transport_errors_and_denials() {
         }
     ));
 }
+
+/// Found by the `exchange_response` fuzz target (artifact
+/// `crash-ad45eb1e…`, input `400{"access_token": "sk-ant-…"}`): a refusal
+/// whose JSON body held a token and no `error` field was echoed whole in the
+/// body snippet.
+#[test]
+fn a_refusal_never_echoes_a_token_in_its_body() {
+    let cfg = config(json!({}));
+    for body in [
+        format!(r#"{{"access_token": "{TOKEN}"}}"#),
+        format!(r#"{{"access_token": " {TOKEN} ", "error": "got {TOKEN}"}}"#),
+        format!(r#"{{"access_token": "{TOKEN}", "error": {{"type": "x", "message": "{TOKEN}"}}}}"#),
+        // The same token spelled with a JSON escape.
+        r#"{"access_token": "sk-ant-oat01-\u0073ecret-token", "expires_in": 60}"#.to_string(),
+    ] {
+        let err = parse(response(400, &body, None), &cfg, &assertion())
+            .err()
+            .unwrap();
+        assert_no_secret(&err, &[TOKEN, "oat01-\\u0073ecret"]);
+        assert!(err.to_string().contains("[redacted]"), "{err}");
+    }
+}

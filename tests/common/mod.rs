@@ -5,9 +5,14 @@
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use host_example::loopback::{LoopbackServer, Recorded, token_endpoint};
 use host_example::{Policy, Provider};
@@ -283,4 +288,266 @@ pub fn cli_token(
         OsStr::new(format),
     ];
     run_wif_host(&args, env)
+}
+
+/// A request as [`RawServer`] read it.
+#[derive(Clone, Debug)]
+pub struct RawRequest {
+    /// The method.
+    pub method: String,
+    /// The path and query.
+    pub path: String,
+    /// The headers, names in lower case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (read as far as `content-length` says).
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The request as the loopback servers record it, for their handlers
+    /// (`token_endpoint`, `identity_endpoint`).
+    pub fn recorded(&self) -> Recorded {
+        Recorded {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+type RawHandler = dyn Fn(&mut TcpStream, &RawRequest) + Send + Sync;
+
+/// A hand-written HTTP/1.1 server on a loopback `TcpListener`, one thread per
+/// connection, for endpoints that misbehave: the handler writes whatever
+/// bytes it likes (trickled, endless, cut, reset) on the raw stream. One
+/// request per connection; [`respond`] says `connection: close`. Stops
+/// accepting, and closes its port, when dropped.
+pub struct RawServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<RawRequest>>>,
+    connections: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The longest a connection thread of a [`RawServer`] waits on a read or a
+/// write, so that no thread outlives its test by much.
+const RAW_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl RawServer {
+    /// A server on 127.0.0.1 with an ephemeral port.
+    pub fn start(handler: impl Fn(&mut TcpStream, &RawRequest) + Send + Sync + 'static) -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), handler)
+            .expect("a raw loopback server starts")
+    }
+
+    /// A server on `addr` (a loopback address; port 0 for an ephemeral
+    /// one).
+    pub fn start_on(
+        addr: SocketAddr,
+        handler: impl Fn(&mut TcpStream, &RawRequest) + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        assert!(addr.ip().is_loopback(), "tests listen on loopback only");
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let handler: Arc<RawHandler> = Arc::new(handler);
+        let thread = {
+            let (stop, requests, connections) =
+                (stop.clone(), requests.clone(), connections.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            connections.fetch_add(1, Ordering::SeqCst);
+                            let (handler, requests) = (handler.clone(), requests.clone());
+                            std::thread::spawn(move || serve_raw(stream, &*handler, &requests));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+                // The listener is dropped here: the port is closed.
+            })
+        };
+        Ok(RawServer {
+            addr,
+            stop,
+            requests,
+            connections,
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://ADDR:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The requests read so far (complete or not).
+    pub fn requests(&self) -> Vec<RawRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The connections accepted so far, whether or not a request followed.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_raw(mut stream: TcpStream, handler: &RawHandler, requests: &Mutex<Vec<RawRequest>>) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(RAW_IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(RAW_IO_TIMEOUT));
+    let Some(request) = read_raw_request(&mut stream) else {
+        return;
+    };
+    requests
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(request.clone());
+    handler(&mut stream, &request);
+    let _ = stream.flush();
+}
+
+/// Reads one request: the head up to the blank line (at most 64 KiB), then
+/// `content-length` bytes of body.
+fn read_raw_request(stream: &mut TcpStream) -> Option<RawRequest> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+        let n = stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut start = lines.next()?.split(' ');
+    let (method, path) = (start.next()?.to_string(), start.next()?.to_string());
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(length);
+    Some(RawRequest {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+/// The head of a response with `status`, `headers` and, when given, a
+/// `content-length`; always `connection: close`.
+pub fn response_head(status: u16, headers: &[(&str, &str)], length: Option<usize>) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {status} Raw\r\nconnection: close\r\n");
+    if let Some(length) = length {
+        head.push_str(&format!("content-length: {length}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// Writes a complete response (errors ignored: the client may be gone).
+pub fn respond(stream: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+    let mut bytes = response_head(status, headers, Some(body.len()));
+    bytes.extend_from_slice(body);
+    let _ = stream.write_all(&bytes);
+}
+
+/// Writes `bytes` one at a time, `every` apart, until done or the client
+/// is gone.
+pub fn trickle(stream: &mut TcpStream, bytes: &[u8], every: Duration) {
+    for byte in bytes {
+        if stream
+            .write_all(std::slice::from_ref(byte))
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
+            return;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Makes the close of `stream` a reset (RST) instead of an orderly FIN.
+pub fn reset_on_close(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket this process owns, with a pointer to a
+    // live `linger` and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast::<libc::c_void>(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::linger>())
+                .expect("the size of linger fits"),
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+}
+
+/// Every secret in `secrets` that appears in the error's `Display` or
+/// `Debug` text.
+pub fn leaked<'a>(error: &host_example::Error, secrets: &[&'a str]) -> Vec<&'a str> {
+    let shown = format!("{error} {error:?}");
+    secrets
+        .iter()
+        .copied()
+        .filter(|s| !s.is_empty() && shown.contains(s))
+        .collect()
 }

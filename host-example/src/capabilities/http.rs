@@ -115,6 +115,9 @@ fn transport_error(error: &ureq::Error, policy: &Policy) -> CapError {
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
             CapError::Failed("the request is not valid HTTP".into())
         }
+        ureq::Error::Decompress(encoding, _) => CapError::Failed(format!(
+            "the response body is not valid {encoding} (content-encoding)"
+        )),
         _ => CapError::Failed("the request failed".into()),
     }
 }

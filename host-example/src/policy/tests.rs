@@ -197,3 +197,138 @@ fn the_minimal_policy_covers_the_requirements_and_parses_back() {
         minimal.notes
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Values a policy key may plausibly hold, valid and not.
+    fn value() -> impl Strategy<Value = toml::Value> {
+        let text = prop_oneof![
+            Just("https://api.anthropic.com".to_string()),
+            Just("HTTP://[::1]:8080".to_string()),
+            Just("http://169.254.169.254".to_string()),
+            Just("http://example.com".to_string()),
+            Just("https://user@h".to_string()),
+            Just("https://h/path".to_string()),
+            Just("/var/run/secrets/".to_string()),
+            Just("relative/../x".to_string()),
+            Just("GITHUB_TOKEN".to_string()),
+            Just("A=B".to_string()),
+            Just(String::new()),
+            "[a-z]{1,5}://[a-z0-9.:\\[\\]@/?#%-]{0,20}",
+            any::<String>(),
+        ];
+        let leaf = prop_oneof![
+            text.prop_map(toml::Value::String),
+            any::<i64>().prop_map(toml::Value::Integer),
+            prop_oneof![
+                Just(0.0),
+                Just(-1.0),
+                Just(3600.0),
+                Just(3600.5),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(1e-300),
+                any::<f64>()
+            ]
+            .prop_map(toml::Value::Float),
+            any::<bool>().prop_map(toml::Value::Boolean),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop::collection::vec(inner, 0..4).prop_map(toml::Value::Array)
+        })
+    }
+
+    /// A policy with the real section and key names and random values.
+    fn policy_table() -> impl Strategy<Value = toml::Table> {
+        let section = |keys: &'static [&'static str]| {
+            prop::collection::vec((prop::sample::select(keys), value()), 0..=keys.len()).prop_map(
+                |pairs| {
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect::<toml::Table>()
+                },
+            )
+        };
+        (
+            prop::option::of(section(&["allow", "deny"])),
+            prop::option::of(section(&["allow", "allow_prefixes", "max_bytes"])),
+            prop::option::of(section(&[
+                "allow_origins",
+                "timeout_secs",
+                "max_body_bytes",
+            ])),
+            prop::option::of(section(&["allow", "timeout_secs", "max_output_bytes"])),
+        )
+            .prop_map(|(env, files, http, commands)| {
+                let mut table = toml::Table::new();
+                for (name, section) in [
+                    ("env", env),
+                    ("files", files),
+                    ("http", http),
+                    ("commands", commands),
+                ] {
+                    if let Some(section) = section {
+                        table.insert(name.into(), toml::Value::Table(section));
+                    }
+                }
+                table
+            })
+    }
+
+    /// What an accepted policy must satisfy.
+    fn check_accepted(policy: &Policy) {
+        for origin in &policy.origins {
+            let shown = origin.to_string();
+            let again = parse_origin(&shown, "origin")
+                .unwrap_or_else(|e| panic!("{shown} does not parse back: {e}"));
+            assert_eq!(&again, origin);
+        }
+        assert!(
+            policy
+                .files
+                .iter()
+                .chain(&policy.file_prefixes)
+                .all(|p| p.is_absolute())
+        );
+        for timeout in [policy.http_timeout, policy.command_timeout] {
+            assert!(!timeout.is_zero() && timeout <= Duration::from_secs(3600));
+        }
+        assert!(policy.max_file_bytes > 0 && policy.max_body_bytes > 0);
+        assert!(policy.max_output_bytes > 0);
+        assert!(policy.commands.iter().all(|argv| !argv.is_empty()));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn from_toml_never_panics_on_text(text in any::<String>()) {
+            if let Ok(policy) = Policy::from_toml(&text) {
+                check_accepted(&policy);
+            }
+        }
+
+        #[test]
+        fn from_toml_never_panics_on_toml_shaped_text(text in r#"[\[\]a-z_=" .,0-9\n]{0,64}"#) {
+            if let Ok(policy) = Policy::from_toml(&text) {
+                check_accepted(&policy);
+            }
+        }
+
+        #[test]
+        fn from_toml_never_panics_on_policies(table in policy_table()) {
+            let text = toml::to_string(&table).expect("a table serializes");
+            if let Ok(policy) = Policy::from_toml(&text) {
+                check_accepted(&policy);
+            }
+        }
+    }
+}
