@@ -465,7 +465,12 @@ impl Bench {
     /// Cold `wif-host token` processes.
     fn cli(&self, table: &mut Table) -> anyhow::Result<()> {
         table.section("cold CLI process (release wif-host)");
+        let build = Instant::now();
         let binary = wif_host_binary()?;
+        table.note(format!(
+            "`cargo build --release -p host-example --bin wif-host` (up-to-date check) took {:.1} s of the bench time",
+            build.elapsed().as_secs_f64()
+        ));
         let server = LoopbackServer::start(token_endpoint(EXPIRES_IN))?;
         let home = self.dir.path().join("home");
         std::fs::create_dir_all(&home)?;
