@@ -146,17 +146,13 @@ impl ProviderBuilder {
             ctx = ctx.clock(clock);
         }
         start_epoch_ticker(&engine);
-        Ok(Provider {
+        Ok(Provider::assemble(
             engine,
             pre,
-            ctx: Arc::new(ctx.build()),
-            memory_limit: self.memory_limit,
-            call_budget: self.call_budget,
-            instance: Mutex::new(None),
-            tokens: RwLock::new(TokenMap::default()),
-            generation: AtomicU64::new(0),
-            local: ThreadLocal::new(),
-        })
+            ctx.build(),
+            self.memory_limit,
+            self.call_budget,
+        ))
     }
 }
 
@@ -240,12 +236,29 @@ impl Provider {
         let ctx = WifCtx::builder()
             .policy(policy)
             .clock(self.ctx.clock().clone());
+        Provider::assemble(
+            self.engine.clone(),
+            self.pre.clone(),
+            ctx.build(),
+            self.memory_limit,
+            self.call_budget,
+        )
+    }
+
+    /// A provider with no instance yet and empty caches.
+    fn assemble(
+        engine: Engine,
+        pre: FederationPre<StoreState>,
+        ctx: WifCtx,
+        memory_limit: usize,
+        call_budget: Duration,
+    ) -> Provider {
         Provider {
-            engine: self.engine.clone(),
-            pre: self.pre.clone(),
-            ctx: Arc::new(ctx.build()),
-            memory_limit: self.memory_limit,
-            call_budget: self.call_budget,
+            engine,
+            pre,
+            ctx: Arc::new(ctx),
+            memory_limit,
+            call_budget,
             instance: Mutex::new(None),
             tokens: RwLock::new(TokenMap::default()),
             generation: AtomicU64::new(0),
