@@ -112,7 +112,7 @@ pub(crate) fn parse(
     if let Some(name) = duplicate_field(&response.body) {
         return Err(malformed(&format!(
             "{} appears more than once",
-            field_name(&name)
+            field_name(&name, &["access_token", "expires_in", "token_type"])
         )));
     }
     let token = match object.get("access_token") {

@@ -233,7 +233,7 @@ fn fetch(
     if let Some(name) = duplicate_field(body.as_bytes()) {
         return Err(fail(format!(
             "the response of GET {url} gives {} more than once",
-            field_name(&name)
+            field_name(&name, &[field])
         )));
     }
     match object.get(field) {

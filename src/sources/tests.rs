@@ -377,3 +377,24 @@ fn an_echo_of_part_of_the_expanded_url_is_redacted() {
         "{err}"
     );
 }
+
+#[test]
+fn a_duplicate_field_named_after_a_secret_is_not_named() {
+    // Found by the identity_response fuzz target: an endpoint echoed the
+    // bearer token as a field name, twice.
+    let cfg = config(
+        json!({"url": GH_URL, "headers": {"Authorization": "bearer ${REQ_TOKEN}"}, "response_field": "value"}),
+    );
+    let caps = github_caps().route("http://127.0.0.1:9/", |_| {
+        respond(
+            200,
+            r#"{"gh-request-secret": 1, "gh-request-secret": 2, "value": "x"}"#,
+        )
+    });
+    let err = read_assertion(&caps, &cfg).unwrap_err();
+    assert_no_secret(&err, &["gh-request-secret"]);
+    assert!(
+        err.to_string().contains("gives a field more than once"),
+        "{err}"
+    );
+}
