@@ -5,9 +5,9 @@
 
 mod common;
 
+use anthropic_wif_host::loopback::{LoopbackServer, Reply, token_endpoint};
+use anthropic_wif_host::{Error, ManualClock, Provider};
 use common::*;
-use host_example::loopback::{LoopbackServer, Reply, token_endpoint};
-use host_example::{Error, ManualClock, Provider};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -76,7 +76,7 @@ impl Setup {
     }
 
     fn clock_secs(&self) -> u64 {
-        use host_example::Clock;
+        use anthropic_wif_host::Clock;
         u64::try_from(self.clock.now().as_millis()).unwrap() - START * 1000
     }
 }

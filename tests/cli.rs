@@ -7,9 +7,9 @@ mod common;
 use std::ffi::OsStr;
 use std::path::Path;
 
+use anthropic_wif_host::Policy;
+use anthropic_wif_host::loopback::{LoopbackServer, Reply};
 use common::*;
-use host_example::Policy;
-use host_example::loopback::{LoopbackServer, Reply};
 use serde_json::json;
 
 /// Runs `wif-host SUBCOMMAND --config CONFIG` and more arguments.
@@ -507,4 +507,72 @@ fn an_invalid_policy_file_exits_3_naming_the_key() {
         run.stderr
     );
     assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn version_names_the_embedded_component_by_its_sha256() {
+    let run = run_wif_host(&["--version"], &[]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let digest = anthropic_wif_host::EMBEDDED_COMPONENT_SHA256;
+    assert_eq!(digest.len(), 64, "{digest}");
+    assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()), "{digest}");
+    assert_eq!(
+        run.stdout.trim(),
+        format!(
+            "wif-host {} (component sha256 {digest})",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+/// `wif-host check --config PATH` (or `token --config ok --policy PATH`)
+/// refuses a local input that is not a small regular file before reading it
+/// whole, naming the file and why.
+#[cfg(unix)]
+#[test]
+fn config_and_policy_files_must_be_small_regular_files() {
+    let files = Files::new();
+    let token = files.write("token", "eyJ.identity.token");
+    let config = files.write("ok.yaml", yaml_auth("http://127.0.0.1:9", &token, RULE));
+    let big = files.write("big.yaml", "#".repeat(1024 * 1024 + 1));
+    let fifo = files.dir().join("fifo.yaml");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let directory = files.dir();
+
+    let cases: [(&Path, &str); 4] = [
+        (
+            Path::new("/dev/zero"),
+            "it is a character device, not a regular file",
+        ),
+        (&fifo, "it is a FIFO (named pipe), not a regular file"),
+        (&big, "it is larger than the 1 MiB cap for this file"),
+        (&directory, "it is a directory, not a regular file"),
+    ];
+    for (path, why) in cases {
+        let run = wif("check", path, &[]);
+        assert_eq!(run.code, Some(3), "{}: {run:?}", path.display());
+        assert!(
+            run.stderr.contains(&format!(
+                "cannot read config file {}: {why}",
+                path.display()
+            )),
+            "{}: {}",
+            path.display(),
+            run.stderr
+        );
+
+        let run = wif("token", &config, &["--policy", path.to_str().unwrap()]);
+        assert_eq!(run.code, Some(3), "{}: {run:?}", path.display());
+        assert!(
+            run.stderr.contains(&format!(
+                "cannot read policy file {}: {why}",
+                path.display()
+            )),
+            "{}: {}",
+            path.display(),
+            run.stderr
+        );
+    }
 }

@@ -5,8 +5,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use anthropic_wif_host::{EMBEDDED_COMPONENT, Error, Provider};
 use common::*;
-use host_example::{EMBEDDED_COMPONENT, Error, Provider};
 use serde_json::json;
 use wasmparser::{Parser, Payload};
 

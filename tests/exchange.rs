@@ -3,9 +3,9 @@
 
 mod common;
 
+use anthropic_wif_host::Error;
+use anthropic_wif_host::loopback::{LoopbackServer, Recorded, Reply};
 use common::*;
-use host_example::Error;
-use host_example::loopback::{LoopbackServer, Recorded, Reply};
 use serde_json::json;
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use host_example::{Error, Provider};
+use anthropic_wif_host::{Error, Provider};
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::Resolve;
 
@@ -94,7 +94,10 @@ fn config() -> String {
 }
 
 #[track_caller]
-fn assert_component_error(result: Result<host_example::AccessToken, Error>, part: &str) -> String {
+fn assert_component_error(
+    result: Result<anthropic_wif_host::AccessToken, Error>,
+    part: &str,
+) -> String {
     match result {
         Err(Error::Component(message)) => {
             assert!(message.contains(part), "`{message}` lacks `{part}`");

@@ -14,9 +14,9 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anthropic_wif_host::loopback::{LoopbackServer, Reply};
+use anthropic_wif_host::{AccessToken, Error, SourceKind};
 use common::*;
-use host_example::loopback::{LoopbackServer, Reply};
-use host_example::{AccessToken, Error, SourceKind};
 use serde_json::json;
 
 /// The cap of a response body the policy keeps by default.
@@ -864,7 +864,7 @@ fn mismatch(result: &Result<AccessToken, Error>, expect: &Expect) -> Option<Stri
 }
 
 fn run_table(target: Target) {
-    let base = provider(host_example::Policy::default());
+    let base = provider(anthropic_wif_host::Policy::default());
     // A working endpoint of the same kind on another port, the target of
     // the cross-origin redirects.
     let redirect_target = Arc::new(match target {

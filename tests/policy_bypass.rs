@@ -18,9 +18,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anthropic_wif_host::loopback::{LoopbackServer, Reply};
+use anthropic_wif_host::{AccessToken, Error, Policy, PolicyError, Provider};
 use common::*;
-use host_example::loopback::{LoopbackServer, Reply};
-use host_example::{AccessToken, Error, Policy, PolicyError, Provider};
 use serde_json::{Value, json};
 
 /// The content of a file outside every grant; it must never be sent.

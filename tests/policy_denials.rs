@@ -4,9 +4,9 @@
 
 mod common;
 
+use anthropic_wif_host::Error;
+use anthropic_wif_host::loopback::{LoopbackServer, identity_endpoint};
 use common::*;
-use host_example::Error;
-use host_example::loopback::{LoopbackServer, identity_endpoint};
 use serde_json::json;
 
 fn denial(error: Error) -> (String, String) {
@@ -199,7 +199,7 @@ fn the_default_policy_grants_nothing() {
     let tokens = token_server();
     let files = Files::new();
     let path = files.write("token", JWT);
-    let provider = host_example::Provider::builder().build().unwrap();
+    let provider = anthropic_wif_host::Provider::builder().build().unwrap();
 
     let error = provider
         .get_token(&config(&tokens.url(), json!({ "file": path })))

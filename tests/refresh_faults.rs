@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
+use anthropic_wif_host::loopback::{Recorded, Reply, token_endpoint};
+use anthropic_wif_host::{Clock, Error, ManualClock, Provider, SourceKind};
 use common::*;
-use host_example::loopback::{Recorded, Reply, token_endpoint};
-use host_example::{Clock, Error, ManualClock, Provider, SourceKind};
 use serde_json::json;
 
 /// The wall clock the injected clock starts at (Unix seconds).

@@ -126,17 +126,18 @@ fn example_auth_blocks() -> Vec<(String, Value)> {
         }
     }
     for file in files {
-        let document = host_example::config_file::read_document(&file).unwrap();
+        let document = anthropic_wif_host::config_file::read_document(&file).unwrap();
         let models: Vec<String> = match document.get("models") {
             Some(Value::Object(models)) => models.keys().cloned().collect(),
             _ => Vec::new(),
         };
         if models.is_empty() {
-            let block = host_example::config_file::auth_block(&document, None).unwrap();
+            let block = anthropic_wif_host::config_file::auth_block(&document, None).unwrap();
             blocks.push((file.display().to_string(), block));
         }
         for model in models {
-            let block = host_example::config_file::auth_block(&document, Some(&model)).unwrap();
+            let block =
+                anthropic_wif_host::config_file::auth_block(&document, Some(&model)).unwrap();
             blocks.push((format!("{} --model {model}", file.display()), block));
         }
     }

@@ -10,8 +10,8 @@ mod common;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use anthropic_wif_host::loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};
 use common::{Files, JWT, REQUEST_TOKEN, cli_token, config, file_policy, provider, q};
-use host_example::loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};
 use serde_json::json;
 
 /// Everything the in-process subscriber wrote.

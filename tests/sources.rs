@@ -4,9 +4,9 @@
 
 mod common;
 
+use anthropic_wif_host::loopback::{LoopbackServer, Reply, identity_endpoint};
+use anthropic_wif_host::{Error, SourceKind};
 use common::*;
-use host_example::loopback::{LoopbackServer, Reply, identity_endpoint};
-use host_example::{Error, SourceKind};
 use serde_json::{Value, json};
 use std::time::Duration;
 

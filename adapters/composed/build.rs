@@ -2,8 +2,8 @@
 //! standard-WASI capabilities and a `wasi:cli` command.
 //!
 //! 1. A nested `cargo build` of the root package for `wasm32-unknown-unknown`
-//!    (the same command as `host-example/build.rs`, so the same artifacts),
-//!    encoded as a component with `wit-component`.
+//!    (`host-example/nested_build.rs`, shared with `host-example/build.rs`,
+//!    so the same artifacts), encoded as a component with `wit-component`.
 //! 2. A nested `cargo build` of `adapters/wasi-capabilities` and
 //!    `adapters/wasi-runner` for `wasm32-wasip2` (components already).
 //! 3. `wac-graph` composes capabilities → federation → runner and exports
@@ -14,26 +14,23 @@
 //! `anthropic_wif_wasi::COMPONENT`) and copied to
 //! `target/wasi/anthropic-wif-wasi.wasm` for `wasmtime run`.
 
-use std::env;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+#[path = "../../host-example/nested_build.rs"]
+mod nested_build;
 
+use std::env;
+use std::path::PathBuf;
+
+use nested_build::{BuildResult, COMPONENT_INPUTS, PROFILE, read};
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, Processor};
 
-/// The target of the federation component (imports: capabilities + clock).
-const CORE_TARGET: &str = "wasm32-unknown-unknown";
 /// The target of the adapters (Rust std over WASI 0.2).
 const WASI_TARGET: &str = "wasm32-wasip2";
-/// The cargo profile of every guest (see the root `Cargo.toml`).
-const PROFILE: &str = "guest";
 /// The file name of the composed component.
 const COMPOSED: &str = "anthropic-wif-wasi.wasm";
 
 const CAPABILITIES: &str = "anthropic-wif:federation/capabilities@0.1.0";
 const PROVIDER: &str = "anthropic-wif:federation/provider@0.1.0";
-
-type BuildResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> BuildResult<()> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
@@ -44,45 +41,26 @@ fn main() -> BuildResult<()> {
         .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
-    for watched in [
-        "src",
-        "wit",
-        "Cargo.toml",
-        "Cargo.lock",
-        ".cargo/config.toml",
-        "adapters/wasi-capabilities/src",
-        "adapters/wasi-capabilities/Cargo.toml",
-        "adapters/wasi-runner/src",
-        "adapters/wasi-runner/Cargo.toml",
-    ] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
-    }
+    nested_build::watch(&root, &COMPONENT_INPUTS);
+    nested_build::watch(
+        &root,
+        &[
+            "adapters/wasi-capabilities/src",
+            "adapters/wasi-capabilities/Cargo.toml",
+            "adapters/wasi-runner/src",
+            "adapters/wasi-runner/Cargo.toml",
+        ],
+    );
 
-    ensure_target(CORE_TARGET)?;
-    ensure_target(WASI_TARGET)?;
-    let target_root = target_root(&out_dir, &root);
-    let guest_dir = target_root.join("guest-build");
+    let target_root = nested_build::target_root(&out_dir, &root);
+    let guest_dir = nested_build::guest_target_dir(&out_dir, &root);
 
     // The federation component, exactly as host-example builds it.
-    nested_build(
-        &root,
-        &guest_dir,
-        CORE_TARGET,
-        &["--package", "anthropic-wif", "--lib"],
-    )?;
-    let module = read(
-        &guest_dir
-            .join(CORE_TARGET)
-            .join(PROFILE)
-            .join("anthropic_wif.wasm"),
-    )?;
-    let federation = wit_component::ComponentEncoder::default()
-        .module(&module)?
-        .validate(true)
-        .encode()?;
+    let federation = nested_build::federation_component(&root, &guest_dir)?;
 
     // The two adapters, components already.
-    nested_build(
+    nested_build::ensure_target(WASI_TARGET)?;
+    nested_build::nested_build(
         &root,
         &guest_dir,
         WASI_TARGET,
@@ -152,91 +130,4 @@ fn compose(federation: Vec<u8>, capabilities: Vec<u8>, runner: Vec<u8>) -> Build
         }),
     })?;
     Ok(composed)
-}
-
-fn read(path: &Path) -> BuildResult<Vec<u8>> {
-    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()).into())
-}
-
-/// Installs a wasm target with rustup when the toolchain lacks it.
-fn ensure_target(target: &str) -> BuildResult<()> {
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output()?;
-    let sysroot = PathBuf::from(String::from_utf8(sysroot.stdout)?.trim());
-    if sysroot.join("lib/rustlib").join(target).exists() {
-        return Ok(());
-    }
-    let status = Command::new("rustup")
-        .args(["target", "add", target])
-        .stdout(Stdio::from(std::io::stderr()))
-        .status()
-        .map_err(|e| format!("the {target} target is missing and rustup could not run: {e}"))?;
-    if !status.success() {
-        return Err(format!("`rustup target add {target}` failed ({status})").into());
-    }
-    Ok(())
-}
-
-/// The workspace's target folder, shared by build, test and clippy: found
-/// by walking up from `OUT_DIR` to the folder that holds `CACHEDIR.TAG`.
-fn target_root(out_dir: &Path, root: &Path) -> PathBuf {
-    out_dir
-        .ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").exists())
-        .map_or_else(|| root.join("target"), Path::to_path_buf)
-}
-
-/// `cargo build --target TARGET --profile guest ARGS` in its own target
-/// folder, with nothing of the outer build leaking in.
-fn nested_build(root: &Path, target_dir: &Path, target: &str, args: &[&str]) -> BuildResult<()> {
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(root)
-        .arg("build")
-        .args(args)
-        .args(["--target", target, "--profile", PROFILE])
-        .arg("--target-dir")
-        .arg(target_dir)
-        // Its stdout would be read as `cargo:` directives.
-        .stdout(Stdio::from(std::io::stderr()));
-    for (name, _) in env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        let leaks = [
-            "RUSTC_WORKSPACE_WRAPPER",
-            "RUSTC_WRAPPER",
-            "CLIPPY_ARGS",
-            "CARGO_ENCODED_RUSTFLAGS",
-            "RUSTFLAGS",
-            "CARGO_BUILD_RUSTFLAGS",
-            "CARGO_TARGET_DIR",
-            "CARGO_BUILD_TARGET",
-            "CARGO_MAKEFLAGS",
-            "TARGET",
-            "HOST",
-            "OUT_DIR",
-            "PROFILE",
-            "OPT_LEVEL",
-            "DEBUG",
-            "NUM_JOBS",
-        ]
-        .contains(&name)
-            || [
-                "CARGO_CFG_",
-                "CARGO_FEATURE_",
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "DEP_",
-            ]
-            .iter()
-            .any(|prefix| name.starts_with(prefix));
-        if leaks {
-            command.env_remove(name);
-        }
-    }
-    let status = command.status()?;
-    if !status.success() {
-        return Err(format!("building {args:?} for {target} failed ({status})").into());
-    }
-    Ok(())
 }

@@ -1,16 +1,16 @@
-//! The host's policy (`host_example::Policy::from_toml`) on arbitrary text:
+//! The host's policy (`anthropic_wif_host::Policy::from_toml`) on arbitrary text:
 //! no panic, and every accepted origin parses back to itself from its
 //! `Display`.
 #![no_main]
 
-use host_example::policy::parse_origin;
+use anthropic_wif_host::policy::parse_origin;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match host_example::Policy::from_toml(text) {
+    match anthropic_wif_host::Policy::from_toml(text) {
         Ok(policy) => {
             for origin in &policy.origins {
                 let shown = origin.to_string();

@@ -2,7 +2,7 @@
 //! library: the five imported functions, a one-file policy, one call.
 //!
 //! ```sh
-//! cargo run -p host-example --example minimal_host -- \
+//! cargo run -p anthropic-wif-host --example minimal_host -- \
 //!     auth.json /var/run/secrets/anthropic.com/token https://api.anthropic.com
 //! ```
 
@@ -120,7 +120,7 @@ fn main() -> wasmtime::Result<()> {
         ));
     };
     let engine = Engine::default();
-    let component = Component::new(&engine, host_example::EMBEDDED_COMPONENT)?;
+    let component = Component::new(&engine, anthropic_wif_host::EMBEDDED_COMPONENT)?;
     let mut linker = Linker::new(&engine);
     Federation::add_to_linker::<_, HasSelf<_>>(&mut linker, |host| host)?;
     let http = ureq::Agent::config_builder()

@@ -130,7 +130,7 @@ pub fn load_auth(path: &Path, model: Option<&str>) -> Result<String, ConfigFileE
 
 /// Reads a YAML or JSON file as a JSON value.
 pub fn read_document(path: &Path) -> Result<Value, ConfigFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+    let text = crate::local_file::read_text(path).map_err(|source| ConfigFileError::Read {
         path: path.to_path_buf(),
         source,
     })?;

@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use host_example::loopback::{LoopbackServer, identity_endpoint, token_endpoint};
-use host_example::policy::Policy;
-use host_example::{Provider, Requirements};
+use anthropic_wif_host::loopback::{LoopbackServer, identity_endpoint, token_endpoint};
+use anthropic_wif_host::policy::Policy;
+use anthropic_wif_host::{Provider, Requirements};
 use serde_json::{Value, json};
 
 use crate::Failure;

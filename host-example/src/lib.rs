@@ -9,7 +9,7 @@
 //! WebAssembly.
 //!
 //! ```no_run
-//! use host_example::{Policy, Provider};
+//! use anthropic_wif_host::{Policy, Provider};
 //!
 //! let policy = Policy::from_toml(r#"
 //!     [files]
@@ -33,10 +33,12 @@ pub mod clock;
 mod compile_cache;
 pub mod config_file;
 pub mod error;
+pub mod local_file;
 pub mod loopback;
 pub mod policy;
 pub mod private_dir;
 pub mod provider;
+pub mod requirements;
 pub mod token;
 pub mod token_cache;
 
@@ -44,5 +46,6 @@ pub use capabilities::{WifCtx, WifCtxBuilder, WifView, add_to_linker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Rejection, SourceKind};
 pub use policy::{Policy, PolicyError};
-pub use provider::{EMBEDDED_COMPONENT, Provider, ProviderBuilder, Requirements};
+pub use provider::{EMBEDDED_COMPONENT, EMBEDDED_COMPONENT_SHA256, Provider, ProviderBuilder};
+pub use requirements::Requirements;
 pub use token::{AccessToken, OAUTH_BETA, Secret};

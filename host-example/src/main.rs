@@ -11,20 +11,25 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use host_example::config_file::{ConfigFileError, resolve};
-use host_example::policy::{MinimalPolicy, PolicyError};
-use host_example::provider::{BACKOFF_SECS, MANDATORY_SECS};
-use host_example::token_cache::TokenCache;
-use host_example::{
+use anthropic_wif_host::config_file::{ConfigFileError, resolve};
+use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
+use anthropic_wif_host::provider::{BACKOFF_SECS, MANDATORY_SECS};
+use anthropic_wif_host::token_cache::TokenCache;
+use anthropic_wif_host::{
     AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
     private_dir,
 };
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
     name = "wif-host",
-    version,
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (component sha256 ",
+        env!("ANTHROPIC_WIF_COMPONENT_SHA256"),
+        ")"
+    ),
     about = "Anthropic access tokens through Workload Identity Federation"
 )]
 struct Cli {

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::provider::Requirements;
+use crate::requirements::Requirements;
 
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +223,7 @@ impl Default for Policy {
 impl Policy {
     /// Reads and validates a policy file.
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        let text = crate::local_file::read_text(path).map_err(|source| PolicyError::Read {
             path: path.to_path_buf(),
             source,
         })?;

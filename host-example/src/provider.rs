@@ -31,12 +31,20 @@ use crate::clock::Clock;
 use crate::compile_cache;
 use crate::error::Error;
 use crate::policy::Policy;
+use crate::requirements::Requirements;
 use crate::token::{AccessToken, Secret};
 
 /// The component built from this repository, embedded at build time.
 pub const EMBEDDED_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/anthropic_wif.wasm"));
 
+/// The SHA-256 of [`EMBEDDED_COMPONENT`], lowercase hex (computed when it
+/// was embedded).
+pub const EMBEDDED_COMPONENT_SHA256: &str = env!("ANTHROPIC_WIF_COMPONENT_SHA256");
+
+/// The largest component file [`ProviderBuilder::component_file`] reads
+/// (64 MiB; this project's component is about 230 KiB).
+pub const MAX_COMPONENT_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default cap on the component's linear memory.
 pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
 /// Default limit on the component's own (non-I/O) time per call.
@@ -49,22 +57,6 @@ pub const MANDATORY_SECS: u64 = 30;
 pub const BACKOFF_SECS: u64 = 5;
 /// How often the epoch advances, and so the granularity of the deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// What a config needs from the host (from the component's
-/// `requirements`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Requirements {
-    /// Environment variables.
-    pub env: Vec<String>,
-    /// Files.
-    pub files: Vec<String>,
-    /// Fixed origins (`scheme://host[:port]`).
-    pub origins: Vec<String>,
-    /// Identity URLs as written, with their origin when fixed.
-    pub urls: Vec<(String, Option<String>)>,
-    /// Commands as argv.
-    pub commands: Vec<Vec<String>>,
-}
 
 /// Builds a [`Provider`].
 pub struct ProviderBuilder {
@@ -102,9 +94,10 @@ impl ProviderBuilder {
         self
     }
 
-    /// Loads the component from a file instead of the embedded one.
+    /// Loads the component from a file (a regular file of at most
+    /// [`MAX_COMPONENT_FILE_BYTES`]) instead of the embedded one.
     pub fn component_file(self, path: &Path) -> Result<Self, Error> {
-        let bytes = std::fs::read(path)
+        let bytes = crate::local_file::read_bytes(path, MAX_COMPONENT_FILE_BYTES)
             .map_err(|e| Error::Load(format!("reading {}: {e}", path.display())))?;
         Ok(self.component_bytes(bytes))
     }

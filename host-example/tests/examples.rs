@@ -46,7 +46,7 @@ fn every_example_config_passes_check_and_every_policy_parses() {
             continue;
         }
         check(&dir.join("auth.yaml"), None);
-        host_example::Policy::from_file(&dir.join("policy.toml"))
+        anthropic_wif_host::Policy::from_file(&dir.join("policy.toml"))
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         seen += 1;
     }
@@ -74,25 +74,25 @@ fn the_agent_config_example_resolves_each_model() {
 
 #[test]
 fn every_example_policy_grants_what_its_config_and_walkthrough_model_require() {
-    let provider = host_example::Provider::builder().build().unwrap();
+    let provider = anthropic_wif_host::Provider::builder().build().unwrap();
     let walkthrough = examples().join("walkthrough.yaml");
     let configs = SETTINGS.iter().flat_map(|name| {
         let dir = examples().join(name);
         [
             (
                 name,
-                host_example::config_file::load_auth(&dir.join("auth.yaml"), None).unwrap(),
+                anthropic_wif_host::config_file::load_auth(&dir.join("auth.yaml"), None).unwrap(),
             ),
             (
                 name,
-                host_example::config_file::load_auth(&walkthrough, Some(name)).unwrap(),
+                anthropic_wif_host::config_file::load_auth(&walkthrough, Some(name)).unwrap(),
             ),
         ]
     });
     for (name, config) in configs {
         let dir = examples().join(name);
         let needs = provider.requirements(&config).unwrap();
-        let policy = host_example::Policy::from_file(&dir.join("policy.toml")).unwrap();
+        let policy = anthropic_wif_host::Policy::from_file(&dir.join("policy.toml")).unwrap();
         for var in &needs.env {
             assert!(policy.allows_env(var), "{name}: {var}");
         }
@@ -112,6 +112,6 @@ fn every_example_policy_grants_what_its_config_and_walkthrough_model_require() {
     }
 }
 
-fn url_origin(origin: &str) -> host_example::policy::Origin {
-    host_example::policy::parse_origin(origin, "test").unwrap()
+fn url_origin(origin: &str) -> anthropic_wif_host::policy::Origin {
+    anthropic_wif_host::policy::parse_origin(origin, "test").unwrap()
 }

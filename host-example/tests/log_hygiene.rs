@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use host_example::loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};
+use anthropic_wif_host::loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};
 
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsb2cifQ.c2lnbmF0dXJl";
 const REQUEST_TOKEN: &str = "request-token-secret-4242";

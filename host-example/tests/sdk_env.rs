@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use host_example::loopback::{LoopbackServer, token_endpoint};
+use anthropic_wif_host::loopback::{LoopbackServer, token_endpoint};
 
 const ENV_JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJlbnYifQ.ZW52";
 const FILE_JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJmaWxlIn0.ZmlsZQ";
@@ -14,7 +14,7 @@ fn wif_host(args: &[&str], envs: &[(&str, String)], cache: &std::path::Path) -> 
         .args(["token", "--no-cache"])
         .args(args)
         .env("XDG_CACHE_HOME", cache);
-    for name in host_example::config_file::SDK_VARIABLES {
+    for name in anthropic_wif_host::config_file::SDK_VARIABLES {
         command.env_remove(name);
     }
     command

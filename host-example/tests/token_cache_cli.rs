@@ -5,8 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use host_example::loopback::{LoopbackServer, token_endpoint};
-use host_example::token_cache::TokenCache;
+use anthropic_wif_host::loopback::{LoopbackServer, token_endpoint};
+use anthropic_wif_host::token_cache::TokenCache;
 
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYWNoZSJ9.c2ln";
 
@@ -67,7 +67,7 @@ fn token_of(output: &Output) -> String {
 }
 
 fn token_file(setup: &Setup) -> PathBuf {
-    let config = host_example::config_file::load_auth(&setup.config, None).unwrap();
+    let config = anthropic_wif_host::config_file::load_auth(&setup.config, None).unwrap();
     TokenCache::new(setup.cache_home.join("anthropic-wif/tokens")).path_for(&config)
 }
 

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use host_example::loopback::{LoopbackServer, Recorded, token_endpoint};
-use host_example::{Policy, Provider};
+use anthropic_wif_host::loopback::{LoopbackServer, Recorded, token_endpoint};
+use anthropic_wif_host::{Policy, Provider};
 use serde_json::{Value, json};
 
 /// A stand-in OIDC identity token (a JWT in shape; nobody checks its
@@ -185,7 +185,7 @@ pub fn wif_host() -> &'static Path {
         if !binary.exists() || older_than_sources(&binary) {
             let mut build = Command::new(env!("CARGO"));
             build
-                .args(["build", "-p", "host-example", "--bin", "wif-host"])
+                .args(["build", "-p", "anthropic-wif-host", "--bin", "wif-host"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
             // Cargo sets these for the test process; build scripts (ring's)
             // watch some of them, so passing them on would make this build
@@ -543,7 +543,7 @@ pub fn reset_on_close(stream: &TcpStream) {
 
 /// Every secret in `secrets` that appears in the error's `Display` or
 /// `Debug` text.
-pub fn leaked<'a>(error: &host_example::Error, secrets: &[&'a str]) -> Vec<&'a str> {
+pub fn leaked<'a>(error: &anthropic_wif_host::Error, secrets: &[&'a str]) -> Vec<&'a str> {
     let shown = format!("{error} {error:?}");
     secrets
         .iter()

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use anthropic_wif_host::loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};
 use anthropic_wif_wasi::COMPONENT;
-use host_example::loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};
 use serde_json::{Value, json};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -266,7 +266,7 @@ fn url_source_through_wasi_http_with_expanded_variables() {
 /// `handler`.
 fn run_url_source(
     tokens: &LoopbackServer,
-    handler: impl Fn(&host_example::loopback::Recorded) -> Reply + Send + Sync + 'static,
+    handler: impl Fn(&anthropic_wif_host::loopback::Recorded) -> Reply + Send + Sync + 'static,
 ) -> (Run, LoopbackServer) {
     let identity = LoopbackServer::start(handler).expect("the identity endpoint starts");
     let config = auth(

@@ -62,6 +62,10 @@ impl Guest for WasiCapabilities {
     }
 }
 
+// Exported for WebAssembly only: natively the export names (with `:` and
+// `@`) are not valid linker symbols, and the crate is built natively only
+// for its unit tests and lints.
+#[cfg(target_arch = "wasm32")]
 bindings::export!(WasiCapabilities with_types_in bindings);
 
 /// Reads a file the runtime preopened, whole, up to [`MAX_FILE_BYTES`].
