@@ -6,17 +6,44 @@
 //! which is sound only while no other thread reads or writes them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anthropic_wif_host::loopback::{LoopbackServer, Recorded, Reply};
-use anthropic_wif_host::{Error, ManualClock, Policy, Provider, SourceKind};
+use anthropic_wif_host::{Clock, Error, Policy, Provider, SourceKind};
 use serde_json::{Value, json};
 
 /// Where the clock of every scenario starts (Unix seconds).
 const START: u64 = 1_900_000_000;
 /// How long `/slow` of the identity server waits before answering.
 const SLOW: Duration = Duration::from_secs(3);
+
+/// The clock of every scenario: set back to [`START`] when a scenario
+/// begins, moved by its steps.
+#[derive(Default)]
+struct ScenarioClock {
+    secs: AtomicU64,
+}
+
+impl Clock for ScenarioClock {
+    fn now(&self) -> Duration {
+        Duration::from_secs(self.secs.load(Ordering::SeqCst))
+    }
+}
+
+/// The component compiled once (a debug build of the compiler takes
+/// seconds), with the scenario clock; each scenario derives a provider
+/// with its own policy, instance and caches.
+fn compiled(clock: &Arc<ScenarioClock>) -> &'static Provider {
+    static COMPILED: OnceLock<Provider> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        Provider::builder()
+            .clock(clock.clone())
+            .build()
+            .expect("the provider builds")
+    })
+}
 
 /// The loopback token endpoint: answers as its current behaviour says and
 /// counts exchanges.
@@ -161,7 +188,7 @@ fn check_error(error: &Error, expect: &Value, at: &str) {
     }
 }
 
-fn run(table: &Value, scenario: &Value) {
+fn run(table: &Value, scenario: &Value, clock: &Arc<ScenarioClock>) {
     let name = scenario["name"].as_str().expect("a scenario has a name");
     let dir = tempfile::tempdir().expect("a temporary folder");
     let tokens = TokenEndpoint::start();
@@ -196,14 +223,10 @@ fn run(table: &Value, scenario: &Value) {
     let mut config = fill(&table["config"], &places);
     config["workload_identity_federation"]["identity_token"] = scenario["source"].clone();
     let config = config.to_string();
-    let clock = Arc::new(ManualClock::new(Duration::from_secs(START)));
     let policy = Policy::from_toml(scenario["policy"].as_str().expect("policy text"))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let provider = Provider::builder()
-        .policy(policy)
-        .clock(clock.clone())
-        .build()
-        .expect("the provider builds");
+    clock.secs.store(START, Ordering::SeqCst);
+    let provider = compiled(clock).with_policy(policy);
 
     for (i, step) in scenario["steps"]
         .as_array()
@@ -212,7 +235,9 @@ fn run(table: &Value, scenario: &Value) {
         .enumerate()
     {
         let at = format!("{name}, step {}", i + 1);
-        clock.advance(Duration::from_secs(step["advance"].as_u64().unwrap_or(0)));
+        clock
+            .secs
+            .fetch_add(step["advance"].as_u64().unwrap_or(0), Ordering::SeqCst);
         if !step["token_endpoint"].is_null() {
             *tokens
                 .behaviour
@@ -254,7 +279,8 @@ fn every_scenario_of_the_shared_table() {
     let table: Value = serde_json::from_str(&text).expect("the table is JSON");
     let scenarios = table["scenarios"].as_array().expect("scenarios");
     assert!(!scenarios.is_empty());
+    let clock = Arc::new(ScenarioClock::default());
     for scenario in scenarios {
-        run(&table, scenario);
+        run(&table, scenario, &clock);
     }
 }

@@ -97,6 +97,9 @@ class TokenEndpoint(Loopback):
         if request.method != "POST" or request.path != "/v1/oauth/token":
             return json_reply(404, {"error": "not_found"})
         self.exchanges += 1
+        problem = _exchange_problem(request)
+        if problem is not None:
+            return json_reply(400, {"error": "invalid_request", "error_description": problem})
         if self.behaviour["status"] != 200:
             return json_reply(self.behaviour["status"], self.behaviour.get("body", {}), {"request-id": "req_scenario"})
         return json_reply(
@@ -112,6 +115,27 @@ class TokenEndpoint(Loopback):
     def last_assertion(self) -> str | None:
         posts = [r for r in self.requests if r.method == "POST"]
         return posts[-1].json()["assertion"] if posts else None
+
+
+def _exchange_problem(request: Recorded) -> str | None:
+    """What the exchange does differently from the official SDKs, if anything."""
+    if request.headers.get("content-type") != "application/json":
+        return "content-type must be application/json"
+    if request.headers.get("anthropic-beta") != "oauth-2025-04-20,oidc-federation-2026-04-01":
+        return "anthropic-beta must be oauth-2025-04-20,oidc-federation-2026-04-01"
+    for forbidden in ("anthropic-version", "x-api-key", "authorization"):
+        if forbidden in request.headers:
+            return f"the exchange must not send {forbidden}"
+    try:
+        body = request.json()
+    except ValueError:
+        return "the body is not JSON"
+    if body.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+        return "grant_type must be urn:ietf:params:oauth:grant-type:jwt-bearer"
+    for name in ("assertion", "federation_rule_id", "organization_id"):
+        if not body.get(name):
+            return f"{name} is missing"
+    return None
 
 
 class IdentityServer(Loopback):
