@@ -5,8 +5,8 @@
 //! This file holds one test: it sets environment variables of this process,
 //! which is sound only while no other thread reads or writes them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -274,8 +274,9 @@ fn run(table: &Value, scenario: &Value, clock: &Arc<ScenarioClock>) {
 
 #[test]
 fn every_scenario_of_the_shared_table() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios.json"))
-        .expect("tests/scenarios.json is readable");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios.json"))
+            .expect("tests/scenarios.json is readable");
     let table: Value = serde_json::from_str(&text).expect("the table is JSON");
     let scenarios = table["scenarios"].as_array().expect("scenarios");
     assert!(!scenarios.is_empty());
