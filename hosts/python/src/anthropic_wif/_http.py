@@ -23,7 +23,7 @@ def fetch(policy: Policy, tls: ssl.SSLContext, request: Any) -> Record | Err:
     url: str = request.url
     try:
         parts = urlsplit(url)
-        parts.port
+        _ = parts.port  # raises on a port that is not a number in range
     except ValueError:
         return cap_error("failed", "the URL is not valid")
     if parts.username is not None or parts.password is not None:

@@ -32,7 +32,8 @@ PROVIDER = "anthropic-wif:federation/provider@0.1.0"
 DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024
 """Default cap on the component's linear memory."""
 DEFAULT_FUEL = 2_000_000_000
-"""Default fuel of one call: far above what a call needs (a cached token costs about 50 000)."""
+"""Default fuel of one call: a full exchange takes about 100 000 units and an answer from the
+component's cache about 20 000."""
 MAX_COMPONENT_BYTES = 64 * 1024 * 1024
 """The largest component file read."""
 
