@@ -48,16 +48,14 @@ def test_invalid_config_names_the_field() -> None:
     assert raised.value.field.startswith("workload_identity_federation")
 
 
-def test_a_call_past_its_fuel_fails_and_the_next_call_works(tmp_path: Path, token_endpoint: TokenEndpoint) -> None:
-    provider, config = _file_provider(tmp_path, token_endpoint)
-    provider._fuel = 1_000
+def test_a_call_past_its_fuel_fails(tmp_path: Path, token_endpoint: TokenEndpoint) -> None:
+    provider, config = _file_provider(tmp_path, token_endpoint, fuel=1_000)
     with pytest.raises(ComponentFailed, match="fuel budget"):
         provider.get_token(config)
-    provider._fuel = 2_000_000_000
-    assert provider.get_token(config).token == "sk-ant-oat01-scenario-1"
+    assert token_endpoint.exchanges == 0
 
 
-def test_the_memory_cap_stops_a_config_too_large_for_it(tmp_path: Path, token_endpoint: TokenEndpoint) -> None:
+def test_the_memory_cap_stops_a_config_too_large_for_it_and_the_next_call_works(tmp_path: Path, token_endpoint: TokenEndpoint) -> None:
     provider, config = _file_provider(tmp_path, token_endpoint, memory_limit=2 * 1024 * 1024)
     huge = json.dumps(config) + " " * (4 * 1024 * 1024)
     with pytest.raises(ComponentFailed):

@@ -100,7 +100,8 @@ class _Live:
     def __init__(self, compiled: _Compiled, linker: Linker, memory_limit: int, fuel: int) -> None:
         self.store = wasmtime.Store(compiled.engine)
         self.store.set_limits(memory_size=memory_limit)
-        self.store.set_fuel(fuel)
+        # Instantiation runs the component's start code, which takes fuel too.
+        self.store.set_fuel(max(fuel, DEFAULT_FUEL))
         try:
             instance = linker.instantiate(self.store, compiled.component)
         except wasmtime.WasmtimeError as e:
