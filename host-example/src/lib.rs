@@ -33,6 +33,7 @@ pub mod clock;
 mod compile_cache;
 pub mod config_file;
 pub mod error;
+pub mod gateway;
 pub mod local_file;
 pub mod loopback;
 pub mod policy;

@@ -9,9 +9,11 @@ mod demo;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 
 use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
+use anthropic_wif_host::gateway::{Gateway, Listen};
 use anthropic_wif_host::provider::{BACKOFF_SECS, MANDATORY_SECS};
 use anthropic_wif_host::sdk_profile::{self, ProfileError, ProfileWriter, resolve_input};
 use anthropic_wif_host::sync::{self, Stop, SyncError};
@@ -52,6 +54,9 @@ enum Command {
     /// Keep an official SDK profile's credentials file fresh (a sidecar):
     /// applications run with ANTHROPIC_CONFIG_DIR and ANTHROPIC_PROFILE.
     Sync(SyncArgs),
+    /// A local authenticating gateway for clients that only take a base URL:
+    /// forwards /v1/* to the config's base_url with the token.
+    Proxy(ProxyArgs),
 }
 
 #[derive(clap::Args)]
@@ -102,6 +107,19 @@ impl ConfigArgs {
         )
         .map(|input| input.auth)
     }
+}
+
+#[derive(clap::Args)]
+struct ProxyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Policy file (TOML); without it, the minimal policy is derived.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Where to listen: 127.0.0.1:PORT, [::1]:PORT or unix:PATH (loopback
+    /// only).
+    #[arg(long, value_name = "ADDRESS")]
+    listen: String,
 }
 
 #[derive(clap::Args)]
@@ -221,6 +239,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Policy(args) => policy(&args),
         Command::Sync(args) => sync(&args),
+        Command::Proxy(args) => proxy(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -329,6 +348,26 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
     );
     sync::run(&provider, &input.auth, &writer, &stop);
     Ok(())
+}
+
+fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
+    let listen = Listen::parse(&args.listen).map_err(|message| Failure { code: 2, message })?;
+    let config = args.config.load()?;
+    let inspector = builder().build()?;
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&inspector, &config)?.policy,
+    };
+    let provider = inspector.with_policy(policy);
+    provider.requirements(&config)?;
+    let upstream = Gateway::upstream_of(&config);
+    eprintln!("wif-host: proxy: forwarding {} /v1/* to {upstream}", args.listen);
+    Arc::new(Gateway::new(provider, config, &upstream))
+        .serve(&listen)
+        .map_err(|e| Failure {
+            code: NO_TOKEN,
+            message: format!("cannot listen on {}: {e}", args.listen),
+        })
 }
 
 fn print_token(token: &AccessToken, format: Format) {

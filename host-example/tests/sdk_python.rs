@@ -7,51 +7,17 @@
 //! reused afterwards). Where `python3` is absent the test says so on stdout
 //! and passes; any other problem fails it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Mutex;
+use std::path::Path;
+use std::process::Command;
 
 use anthropic_wif_host::loopback::{LoopbackServer, Recorded, Reply, token_endpoint};
-use serde_json::{Value, json};
+use serde_json::json;
 
-const SDK_VERSION: &str = "2.10.0";
+mod support;
+
+use support::{Client, sdk_python};
+
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZGsifQ.c2Rr";
-
-/// The venv's python, created on first use; `None` (with a message) where
-/// `python3` is not installed.
-fn sdk_python() -> Option<PathBuf> {
-    static SETUP: Mutex<()> = Mutex::new(());
-    let _guard = SETUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if Command::new("python3").arg("--version").output().is_err() {
-        println!("SKIPPED: python3 is not installed, so the official Python SDK cannot be tested");
-        return None;
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("the target folder")
-        .join("sdk-venv");
-    let python = venv.join("bin").join("python");
-    let installed = Command::new(&python)
-        .args(["-c", &format!("import anthropic, sys; sys.exit(anthropic.__version__ != {SDK_VERSION:?})")])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(status.success(), "python3 -m venv {} failed", venv.display());
-        let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("anthropic=={SDK_VERSION}"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "pip install anthropic=={SDK_VERSION} failed");
-    }
-    Some(python)
-}
 
 /// The stand-in API: the token endpoint, and a Messages API answering with
 /// the bearer token it received (so the test sees what the SDK sent).
@@ -79,46 +45,6 @@ fn stand_in(expires_in: u64) -> LoopbackServer {
         )
     })
     .unwrap()
-}
-
-struct Client {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Client {
-    fn start(python: &Path, envs: &[(&str, &Path)], home: &Path) -> Client {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk_python/client.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home)
-            .envs(envs.iter().map(|(k, v)| (*k, *v)))
-            .env("ANTHROPIC_PROFILE", "wif")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Client { child, stdin, stdout }
-    }
-
-    fn ask(&mut self, command: &str) -> Value {
-        writeln!(self.stdin, "{command}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|_| panic!("the SDK client answered {line:?}"))
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn sync_once(config: &Path, dir: &Path, home: &Path) {
@@ -158,7 +84,7 @@ fn the_official_sdk_sends_the_synced_token_and_picks_up_the_rotated_one() {
     .unwrap();
 
     sync_once(&config, &dir, &home);
-    let mut client = Client::start(&python, &[("ANTHROPIC_CONFIG_DIR", &dir)], &home);
+    let mut client = Client::start_with_profile(&python, &dir, "wif", &home);
     assert_eq!(client.ask("create"), json!({"ok": true, "text": "sk-ant-oat01-demo-1"}));
 
     sync_once(&config, &dir, &home);
