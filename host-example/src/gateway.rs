@@ -66,9 +66,9 @@ impl Listen {
             }
             return Ok(Listen::Unix(PathBuf::from(path)));
         }
-        let address: SocketAddr = text.parse().map_err(|_| {
-            format!("--listen {text:?} is neither IP:PORT nor unix:PATH")
-        })?;
+        let address: SocketAddr = text
+            .parse()
+            .map_err(|_| format!("--listen {text:?} is neither IP:PORT nor unix:PATH"))?;
         if !address.ip().is_loopback() {
             return Err(format!(
                 "--listen {address} is not a loopback address: the gateway hands out credentials, so it \
@@ -175,7 +175,12 @@ impl Gateway {
                 return;
             }
         };
-        let path = head.target.split('?').next().unwrap_or_default().to_string();
+        let path = head
+            .target
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let status = match self.forward(&head, &mut reader, &mut writer) {
             Ok(status) => status,
             Err(Failure { status, message }) => {
@@ -249,20 +254,34 @@ impl Gateway {
             .uri(url.as_str());
         let connection_listed: Vec<String> = head
             .header("connection")
-            .map(|c| c.split(',').map(|t| t.trim().to_ascii_lowercase()).collect())
+            .map(|c| {
+                c.split(',')
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .collect()
+            })
             .unwrap_or_default();
         let mut betas: Vec<String> = Vec::new();
         for (name, value) in &head.headers {
             let lower = name.to_ascii_lowercase();
             if lower == "anthropic-beta" {
-                betas.extend(value.split(',').map(|b| b.trim().to_string()).filter(|b| !b.is_empty()));
+                betas.extend(
+                    value
+                        .split(',')
+                        .map(|b| b.trim().to_string())
+                        .filter(|b| !b.is_empty()),
+                );
                 continue;
             }
             let dropped = HOP_BY_HOP.contains(&lower.as_str())
                 || connection_listed.contains(&lower)
                 || matches!(
                     lower.as_str(),
-                    "host" | "content-length" | "x-api-key" | "authorization" | "accept-encoding" | "expect"
+                    "host"
+                        | "content-length"
+                        | "x-api-key"
+                        | "authorization"
+                        | "accept-encoding"
+                        | "expect"
                 );
             if !dropped {
                 request = request.header(name.as_str(), value.as_str());
@@ -295,7 +314,10 @@ impl Gateway {
         };
         match result {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(Failure::new(502, &format!("upstream failed: {}", upstream_error(&error)))),
+            Ok(Err(error)) => Err(Failure::new(
+                502,
+                &format!("upstream failed: {}", upstream_error(&error)),
+            )),
             Err(_) => Err(Failure::new(400, "the request cannot be forwarded")),
         }
     }
@@ -361,7 +383,11 @@ fn relay(
         .get_all("connection")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .flat_map(|v| {
+            v.split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
         .collect();
     for (name, value) in response.headers() {
         let lower = name.as_str();

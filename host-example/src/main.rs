@@ -9,11 +9,11 @@ mod demo;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
 use anthropic_wif_host::gateway::{Gateway, Listen};
+use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
 use anthropic_wif_host::provider::{BACKOFF_SECS, MANDATORY_SECS};
 use anthropic_wif_host::sdk_profile::{self, ProfileError, ProfileWriter, resolve_input};
 use anthropic_wif_host::sync::{self, Stop, SyncError};
@@ -361,7 +361,10 @@ fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
     let provider = inspector.with_policy(policy);
     provider.requirements(&config)?;
     let upstream = Gateway::upstream_of(&config);
-    eprintln!("wif-host: proxy: forwarding {} /v1/* to {upstream}", args.listen);
+    eprintln!(
+        "wif-host: proxy: forwarding {} /v1/* to {upstream}",
+        args.listen
+    );
     Arc::new(Gateway::new(provider, config, &upstream))
         .serve(&listen)
         .map_err(|e| Failure {

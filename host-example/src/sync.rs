@@ -40,7 +40,9 @@ pub enum SyncError {
 /// remaining life before for short-lived tokens. Never before `now`.
 pub fn refresh_at(now: u64, expires_at: u64) -> u64 {
     let lifetime = expires_at.saturating_sub(now);
-    expires_at.saturating_sub(REFRESH_LEAD_SECS.min(lifetime / 2)).max(now)
+    expires_at
+        .saturating_sub(REFRESH_LEAD_SECS.min(lifetime / 2))
+        .max(now)
 }
 
 /// The wait before the next try after `failures` failures in a row: 1 s,

@@ -23,7 +23,10 @@ struct Seen {
 
 impl Seen {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -45,7 +48,9 @@ struct StandIn {
     release: mpsc::Sender<()>,
 }
 
-fn read_request(stream: &mut BufReader<TcpStream>) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+fn read_request(
+    stream: &mut BufReader<TcpStream>,
+) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
     let mut line = String::new();
     stream.read_line(&mut line).ok()?;
     let path = line.split(' ').nth(1)?.to_string();
@@ -103,7 +108,9 @@ impl StandIn {
                     std::thread::spawn(move || {
                         let mut writer = stream.try_clone().unwrap();
                         let mut reader = BufReader::new(stream);
-                        let Some((path, headers, body)) = read_request(&mut reader) else { return };
+                        let Some((path, headers, body)) = read_request(&mut reader) else {
+                            return;
+                        };
                         if path == "/v1/oauth/token" {
                             let n = {
                                 let mut issued = issued.lock().unwrap();
@@ -115,20 +122,34 @@ impl StandIn {
                             return reply(&mut writer, 200, &token.to_string());
                         }
                         let seen_now = Seen { headers, body };
-                        let bearer = seen_now.header("authorization").unwrap_or_default().to_string();
+                        let bearer = seen_now
+                            .header("authorization")
+                            .unwrap_or_default()
+                            .to_string();
                         seen.lock().unwrap().push(seen_now);
                         match api {
                             Api::Echo => reply(&mut writer, 200, &message(&bearer)),
-                            Api::RejectFirstToken if bearer.ends_with("-1") => {
-                                reply(&mut writer, 401, r#"{"type":"error","error":{"type":"authentication_error","message":"expired"}}"#)
-                            }
+                            Api::RejectFirstToken if bearer.ends_with("-1") => reply(
+                                &mut writer,
+                                401,
+                                r#"{"type":"error","error":{"type":"authentication_error","message":"expired"}}"#,
+                            ),
                             Api::RejectFirstToken => reply(&mut writer, 200, &message(&bearer)),
                             Api::GatedEvents(parts) => {
-                                let _ = write!(writer, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
+                                let _ = write!(
+                                    writer,
+                                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+                                );
                                 for (i, part) in parts.iter().enumerate() {
                                     let _ = writer.write_all(part.as_bytes());
                                     let _ = writer.flush();
-                                    if i + 1 < parts.len() && gate.lock().unwrap().recv_timeout(Duration::from_secs(120)).is_err() {
+                                    if i + 1 < parts.len()
+                                        && gate
+                                            .lock()
+                                            .unwrap()
+                                            .recv_timeout(Duration::from_secs(120))
+                                            .is_err()
+                                    {
                                         return;
                                     }
                                 }
@@ -154,6 +175,27 @@ struct Proxy {
 
 impl Proxy {
     fn start(upstream: &str) -> Proxy {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let proxy = Proxy::spawn(upstream, &address, address.clone());
+        let start = Instant::now();
+        while TcpStream::connect(&proxy.address).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the proxy never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        proxy
+    }
+
+    /// Spawns `wif-host proxy --listen LISTEN`; `address` is what the test
+    /// connects to.
+    fn spawn(upstream: &str, listen: &str, address: String) -> Proxy {
         let root = tempfile::tempdir().unwrap();
         let jwt = root.path().join("jwt");
         std::fs::write(&jwt, JWT).unwrap();
@@ -166,22 +208,19 @@ impl Proxy {
             .to_string(),
         )
         .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let address = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_wif-host"))
-            .args(["proxy", "--listen", &address, "--config"])
+            .args(["proxy", "--listen", listen, "--config"])
             .arg(&config)
             .env_clear()
             .env("HOME", root.path())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(&address).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(120), "the proxy never listened");
-            std::thread::sleep(Duration::from_millis(50));
+        Proxy {
+            child,
+            address,
+            _root: root,
         }
-        Proxy { child, address, _root: root }
     }
 
     fn url(&self) -> String {
@@ -240,12 +279,26 @@ fn the_client_key_is_replaced_by_the_token_and_the_beta_merged() {
     assert!(read_chunked(&mut reader).contains(r#""text":"Bearer sk-ant-oat01-proxy-1""#));
     let seen = api.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].header("authorization"), Some("Bearer sk-ant-oat01-proxy-1"));
-    assert_eq!(seen[0].header("anthropic-beta"), Some("tools-2024-04-04,oauth-2025-04-20"));
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Bearer sk-ant-oat01-proxy-1")
+    );
+    assert_eq!(
+        seen[0].header("anthropic-beta"),
+        Some("tools-2024-04-04,oauth-2025-04-20")
+    );
     assert_eq!(seen[0].header("x-api-key"), None);
-    assert_eq!(seen[0].header("x-private"), None, "a header the client's Connection lists is hop-by-hop");
+    assert_eq!(
+        seen[0].header("x-private"),
+        None,
+        "a header the client's Connection lists is hop-by-hop"
+    );
     assert_eq!(seen[0].body, br#"{"model":"m"}"#);
-    let all: String = seen[0].headers.iter().map(|(n, v)| format!("{n}: {v}\n")).collect();
+    let all: String = seen[0]
+        .headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\n"))
+        .collect();
     assert!(!all.contains("placeholder"), "{all}");
 }
 
@@ -267,8 +320,14 @@ fn an_upstream_401_is_replayed_once_with_a_new_token() {
     assert!(read_chunked(&mut reader).contains(r#""text":"Bearer sk-ant-oat01-proxy-2""#));
     let seen = api.seen();
     assert_eq!(seen.len(), 2);
-    assert_eq!(seen[0].header("authorization"), Some("Bearer sk-ant-oat01-proxy-1"));
-    assert_eq!(seen[1].header("authorization"), Some("Bearer sk-ant-oat01-proxy-2"));
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Bearer sk-ant-oat01-proxy-1")
+    );
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some("Bearer sk-ant-oat01-proxy-2")
+    );
     assert_eq!(seen[1].body, br#"{"model":"replay"}"#);
 }
 
@@ -282,7 +341,11 @@ fn events_reach_the_client_as_the_upstream_sends_them() {
     let proxy = Proxy::start(&api.url);
     let (head, mut reader) = send(&proxy, MESSAGES, r#"{"stream":true}"#);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
     // The stand-in sends the next event only after the client has the
     // previous one: a gateway that buffered would never get the rest.
     let mut received = String::new();
@@ -306,7 +369,13 @@ fn events_reach_the_client_as_the_upstream_sends_them() {
 #[test]
 fn non_loopback_listen_addresses_are_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_wif-host"))
-        .args(["proxy", "--listen", "0.0.0.0:8080", "--config", "/nonexistent"])
+        .args([
+            "proxy",
+            "--listen",
+            "0.0.0.0:8080",
+            "--config",
+            "/nonexistent",
+        ])
         .env_clear()
         .output()
         .unwrap();
@@ -334,17 +403,43 @@ fn the_official_sdk_works_through_the_proxy_with_a_placeholder_key() {
     let api = StandIn::start(Api::RejectFirstToken);
     let proxy = Proxy::start(&api.url);
     let mut client = support::Client::start_with_key(&python, &proxy.url(), "placeholder-key");
-    assert_eq!(client.ask("create"), json!({"ok": true, "text": "Bearer sk-ant-oat01-proxy-2"}));
-    assert_eq!(client.ask("create"), json!({"ok": true, "text": "Bearer sk-ant-oat01-proxy-2"}));
+    assert_eq!(
+        client.ask("create"),
+        json!({"ok": true, "text": "Bearer sk-ant-oat01-proxy-2"})
+    );
+    assert_eq!(
+        client.ask("create"),
+        json!({"ok": true, "text": "Bearer sk-ant-oat01-proxy-2"})
+    );
     let seen = api.seen();
-    let bearers: Vec<&str> = seen.iter().map(|s| s.header("authorization").unwrap_or_default()).collect();
+    let bearers: Vec<&str> = seen
+        .iter()
+        .map(|s| s.header("authorization").unwrap_or_default())
+        .collect();
     // The 401 to the first token was replayed once, invisibly to the SDK.
-    assert_eq!(bearers, ["Bearer sk-ant-oat01-proxy-1", "Bearer sk-ant-oat01-proxy-2", "Bearer sk-ant-oat01-proxy-2"]);
+    assert_eq!(
+        bearers,
+        [
+            "Bearer sk-ant-oat01-proxy-1",
+            "Bearer sk-ant-oat01-proxy-2",
+            "Bearer sk-ant-oat01-proxy-2"
+        ]
+    );
     for request in &seen {
         assert_eq!(request.header("x-api-key"), None);
-        let all: String = request.headers.iter().map(|(n, v)| format!("{n}: {v}\n")).collect();
+        let all: String = request
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}\n"))
+            .collect();
         assert!(!all.contains("placeholder"), "{all}");
-        assert!(request.header("anthropic-beta").unwrap_or_default().contains("oauth-2025-04-20"), "{all}");
+        assert!(
+            request
+                .header("anthropic-beta")
+                .unwrap_or_default()
+                .contains("oauth-2025-04-20"),
+            "{all}"
+        );
     }
 }
 
@@ -366,7 +461,48 @@ fn the_official_sdk_streams_through_the_proxy_as_the_upstream_sends() {
         }
     }
     assert_eq!(client.answer(), json!({"ok": true, "text": "onetwothree"}));
-    let seen: Vec<Value> = api.seen().iter().map(|s| serde_json::from_slice(&s.body).unwrap()).collect();
+    let seen: Vec<Value> = api
+        .seen()
+        .iter()
+        .map(|s| serde_json::from_slice(&s.body).unwrap())
+        .collect();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0]["stream"], true);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_gateway_serves_a_unix_socket() {
+    use std::os::unix::net::UnixStream;
+    let api = StandIn::start(Api::Echo);
+    let folder = tempfile::tempdir().unwrap();
+    let socket = folder.path().join("wif.sock");
+    let listen = format!("unix:{}", socket.display());
+    let _proxy = Proxy::spawn(&api.url, &listen, String::new());
+    let start = Instant::now();
+    let mut stream = loop {
+        match UnixStream::connect(&socket) {
+            Ok(stream) => break stream,
+            Err(_) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(120),
+                    "the proxy never listened"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    write!(
+        stream,
+        "GET /v1/models HTTP/1.1\r\nhost: x\r\nx-api-key: placeholder\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("Bearer sk-ant-oat01-proxy-1"),
+        "{response}"
+    );
+    assert_eq!(api.seen()[0].header("x-api-key"), None);
 }

@@ -57,7 +57,11 @@ fn sync_once(config: &Path, dir: &Path, home: &Path) {
         .env("HOME", home)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -85,18 +89,30 @@ fn the_official_sdk_sends_the_synced_token_and_picks_up_the_rotated_one() {
 
     sync_once(&config, &dir, &home);
     let mut client = Client::start_with_profile(&python, &dir, "wif", &home);
-    assert_eq!(client.ask("create"), json!({"ok": true, "text": "sk-ant-oat01-demo-1"}));
+    assert_eq!(
+        client.ask("create"),
+        json!({"ok": true, "text": "sk-ant-oat01-demo-1"})
+    );
 
     sync_once(&config, &dir, &home);
-    assert_eq!(client.ask("create"), json!({"ok": true, "text": "sk-ant-oat01-demo-2"}));
+    assert_eq!(
+        client.ask("create"),
+        json!({"ok": true, "text": "sk-ant-oat01-demo-2"})
+    );
 
     let requests = server.requests();
-    let exchanges = requests.iter().filter(|r| r.path == "/v1/oauth/token").count();
+    let exchanges = requests
+        .iter()
+        .filter(|r| r.path == "/v1/oauth/token")
+        .count();
     assert_eq!(exchanges, 2);
     let sent: Vec<&str> = requests
         .iter()
         .filter(|r| r.path.starts_with("/v1/messages"))
         .map(|r| r.header("authorization").unwrap_or_default())
         .collect();
-    assert_eq!(sent, ["Bearer sk-ant-oat01-demo-1", "Bearer sk-ant-oat01-demo-2"]);
+    assert_eq!(
+        sent,
+        ["Bearer sk-ant-oat01-demo-1", "Bearer sk-ant-oat01-demo-2"]
+    );
 }

@@ -102,7 +102,10 @@ fn once_writes_the_profile_and_a_private_credentials_file() {
         .unwrap()
         .as_secs();
     let expires_at = credentials["expires_at"].as_u64().unwrap();
-    assert!(expires_at > now + 3000 && expires_at <= now + 3600, "{expires_at}");
+    assert!(
+        expires_at > now + 3000 && expires_at <= now + 3600,
+        "{expires_at}"
+    );
     assert_eq!(mode(&setup.credentials()), 0o600);
     assert_eq!(mode(&setup.dir().join("credentials")), 0o700);
     let profile = setup.dir().join("configs/wif.json");
@@ -206,19 +209,30 @@ fn a_failed_refresh_keeps_the_last_good_file_and_says_so() {
     let lines = stderr_lines(&mut child);
     let start = Instant::now();
     let complaint = loop {
-        let line = lines.recv_timeout(PATIENCE).expect("a refresh failure on stderr");
+        let line = lines
+            .recv_timeout(PATIENCE)
+            .expect("a refresh failure on stderr");
         if line.contains("failed") {
             break line;
         }
         assert!(start.elapsed() < PATIENCE);
     };
-    assert!(complaint.contains("keeping the last good file"), "{complaint}");
+    assert!(
+        complaint.contains("keeping the last good file"),
+        "{complaint}"
+    );
     assert!(complaint.contains("retrying in"), "{complaint}");
     assert!(complaint.contains("credentials/wif.json"), "{complaint}");
-    assert_eq!(setup.token_in_file().as_deref(), Some("sk-ant-oat01-demo-1"));
+    assert_eq!(
+        setup.token_in_file().as_deref(),
+        Some("sk-ant-oat01-demo-1")
+    );
     let status = terminate(&mut child);
     assert!(status.success(), "{status:?}");
-    assert_eq!(setup.token_in_file().as_deref(), Some("sk-ant-oat01-demo-1"));
+    assert_eq!(
+        setup.token_in_file().as_deref(),
+        Some("sk-ant-oat01-demo-1")
+    );
 }
 
 #[test]
@@ -244,7 +258,10 @@ fn token_reads_an_sdk_profile_and_refuses_a_synced_one() {
     };
     let out = run(&["token", "--no-cache", "--profile", "fed"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sk-ant-oat01-demo-1");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "sk-ant-oat01-demo-1"
+    );
     let body: Value = serde_json::from_slice(&server.requests()[0].body).unwrap();
     assert_eq!(body["federation_rule_id"], "fdrl_profile");
 
@@ -256,8 +273,16 @@ fn token_reads_an_sdk_profile_and_refuses_a_synced_one() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(&["token", "--no-cache", "--profile", "wif"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("output of a sidecar"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("output of a sidecar"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&["check", "--profile", "../etc"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("not a valid profile name"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a valid profile name"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -166,10 +166,15 @@ impl<R: BufRead> Read for ChunkedReader<R> {
                 return Ok(0);
             }
         }
-        let want = buf.len().min(usize::try_from(self.left_in_chunk).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left_in_chunk).unwrap_or(usize::MAX));
         let read = self.inner.read(&mut buf[..want])?;
         if read == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "chunked body cut short"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "chunked body cut short",
+            ));
         }
         self.left_in_chunk -= read as u64;
         if self.left_in_chunk == 0 && self.line()?.trim_end() != "" {

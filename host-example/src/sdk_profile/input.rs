@@ -206,8 +206,16 @@ fn profile_auth(
             ));
         }
     }
-    fill(&mut auth, "federation_rule_id", "ANTHROPIC_FEDERATION_RULE_ID");
-    fill(&mut auth, "service_account_id", "ANTHROPIC_SERVICE_ACCOUNT_ID");
+    fill(
+        &mut auth,
+        "federation_rule_id",
+        "ANTHROPIC_FEDERATION_RULE_ID",
+    );
+    fill(
+        &mut auth,
+        "service_account_id",
+        "ANTHROPIC_SERVICE_ACCOUNT_ID",
+    );
     fill(&mut auth, "scope", "ANTHROPIC_SCOPE");
     if is_unset(auth.get("identity_token"))
         && let Some(file) = var("ANTHROPIC_IDENTITY_TOKEN_FILE")
@@ -221,7 +229,10 @@ fn profile_auth(
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ProfileError::invalid(path, format!("{field} must be a string"))),
+        Some(_) => Err(ProfileError::invalid(
+            path,
+            format!("{field} must be a string"),
+        )),
     };
     if text(&auth, "scope", "authentication.scope")?.is_some() {
         return Err(ProfileError::invalid(
@@ -232,14 +243,21 @@ fn profile_auth(
     }
     let required = |value: Option<String>, field: &str, variable: &str| {
         value.ok_or_else(|| {
-            ProfileError::invalid(path, format!("{field} is missing (and {variable} is not set)"))
+            ProfileError::invalid(
+                path,
+                format!("{field} is missing (and {variable} is not set)"),
+            )
         })
     };
     let mut wif = Map::new();
     wif.insert(
         "federation_rule_id".into(),
         Value::String(required(
-            text(&auth, "federation_rule_id", "authentication.federation_rule_id")?,
+            text(
+                &auth,
+                "federation_rule_id",
+                "authentication.federation_rule_id",
+            )?,
             "authentication.federation_rule_id",
             "ANTHROPIC_FEDERATION_RULE_ID",
         )?),
@@ -252,7 +270,11 @@ fn profile_auth(
             "ANTHROPIC_ORGANIZATION_ID",
         )?),
     );
-    if let Some(account) = text(&auth, "service_account_id", "authentication.service_account_id")? {
+    if let Some(account) = text(
+        &auth,
+        "service_account_id",
+        "authentication.service_account_id",
+    )? {
         wif.insert("service_account_id".into(), Value::String(account));
     }
     if let Some(workspace) = text(&config, "workspace_id", "workspace_id")? {
@@ -264,8 +286,13 @@ fn profile_auth(
             Value::String(base_url.trim_end_matches('/').to_string()),
         );
     }
-    wif.insert("identity_token".into(), identity_file(path, auth.get("identity_token"))?);
-    Ok(serde_json::json!({"type": "workload_identity_federation", "workload_identity_federation": wif}))
+    wif.insert(
+        "identity_token".into(),
+        identity_file(path, auth.get("identity_token"))?,
+    );
+    Ok(
+        serde_json::json!({"type": "workload_identity_federation", "workload_identity_federation": wif}),
+    )
 }
 
 /// `{"source": "file", "path": P}` as our `{"file": P}`; the SDKs know no
@@ -274,7 +301,9 @@ fn identity_file(path: &Path, identity_token: Option<&Value>) -> Result<Value, P
     let invalid = |problem: &str| ProfileError::invalid(path, problem);
     let Some(Value::Object(source)) = identity_token.filter(|v| !is_unset(Some(v))) else {
         return Err(match identity_token {
-            Some(v) if !is_unset(Some(v)) => invalid("authentication.identity_token must be an object"),
+            Some(v) if !is_unset(Some(v)) => {
+                invalid("authentication.identity_token must be an object")
+            }
             _ => invalid(
                 "authentication.identity_token is missing (and ANTHROPIC_IDENTITY_TOKEN_FILE is not set)",
             ),

@@ -126,7 +126,10 @@ impl ProfileWriter {
                 )));
             }
         }
-        if auth.get("client_id").is_some_and(|v| v.as_str() != Some("")) {
+        if auth
+            .get("client_id")
+            .is_some_and(|v| v.as_str() != Some(""))
+        {
             return Err(contradiction(
                 "it has an authentication.client_id (the SDKs would run refresh grants instead of \
                  reading the synced token)"
@@ -234,7 +237,11 @@ fn ensure_dir(dir: &Path, mode: u32) -> Result<(), ProfileError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        match std::fs::DirBuilder::new().recursive(true).mode(mode).create(dir) {
+        match std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)
+        {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(source) => return Err(ProfileError::io(dir)(source)),
@@ -246,7 +253,9 @@ fn ensure_dir(dir: &Path, mode: u32) -> Result<(), ProfileError> {
         std::fs::create_dir_all(dir).map_err(ProfileError::io(dir))?;
     }
     crate::private_dir::check(dir, true).map_err(|e| match e {
-        crate::private_dir::PrivateDirError::Io { path, source } => ProfileError::Io { path, source },
+        crate::private_dir::PrivateDirError::Io { path, source } => {
+            ProfileError::Io { path, source }
+        }
         crate::private_dir::PrivateDirError::Unsafe { path, problem } => {
             ProfileError::invalid(&path, format!("{problem}; refusing to write there"))
         }
@@ -268,7 +277,10 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProfileE
             ));
         }
         Ok(meta) if !meta.is_file() => {
-            return Err(ProfileError::invalid(path, "exists and is not a regular file"));
+            return Err(ProfileError::invalid(
+                path,
+                "exists and is not a regular file",
+            ));
         }
         _ => {}
     }

@@ -48,10 +48,7 @@ fn dir_env(dir: &Path) -> Vec<(&'static str, String)> {
     vec![(ENV_CONFIG_DIR, dir.display().to_string())]
 }
 
-fn resolve_with(
-    profile: Option<&str>,
-    pairs: &[(&str, String)],
-) -> Result<Input, ProfileError> {
+fn resolve_with(profile: Option<&str>, pairs: &[(&str, String)]) -> Result<Input, ProfileError> {
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     resolve_input(None, None, profile, env_of(&pairs))
 }
@@ -89,7 +86,10 @@ fn an_oidc_federation_profile_becomes_an_auth_block() {
     let dir = tempfile::tempdir().unwrap();
     write_profile(dir.path(), "prod", &federation_profile("fdrl_prod"));
     let input = resolve_with(Some("prod"), &dir_env(dir.path())).unwrap();
-    assert_eq!(input.origin, Origin::Profile(config_path(dir.path(), "prod")));
+    assert_eq!(
+        input.origin,
+        Origin::Profile(config_path(dir.path(), "prod"))
+    );
     assert_eq!(
         auth(&input),
         json!({"type": "workload_identity_federation", "workload_identity_federation": {
@@ -118,7 +118,8 @@ fn empty_profile_fields_are_filled_from_the_sdk_variables() {
         ("ANTHROPIC_IDENTITY_TOKEN_FILE", "/env/token".to_string()),
         ("ANTHROPIC_BASE_URL", "https://env.example.test".to_string()),
     ]);
-    let wif = auth(&resolve_with(Some("sparse"), &env).unwrap())["workload_identity_federation"].clone();
+    let wif =
+        auth(&resolve_with(Some("sparse"), &env).unwrap())["workload_identity_federation"].clone();
     assert_eq!(wif["federation_rule_id"], "fdrl_env");
     assert_eq!(wif["organization_id"], "org-env");
     assert_eq!(wif["identity_token"], json!({"file": "/env/token"}));
@@ -142,7 +143,8 @@ fn the_sdk_order_is_explicit_profile_then_variables_then_active_profile() {
     write_profile(dir.path(), "named", &federation_profile("fdrl_named"));
     write_profile(dir.path(), "pointed", &federation_profile("fdrl_pointed"));
     write_profile(dir.path(), "default", &federation_profile("fdrl_default"));
-    let rule = |input: Input| auth(&input)["workload_identity_federation"]["federation_rule_id"].clone();
+    let rule =
+        |input: Input| auth(&input)["workload_identity_federation"]["federation_rule_id"].clone();
     let variables = [
         ("ANTHROPIC_FEDERATION_RULE_ID", "fdrl_vars".to_string()),
         ("ANTHROPIC_ORGANIZATION_ID", "org".to_string()),
@@ -158,7 +160,10 @@ fn the_sdk_order_is_explicit_profile_then_variables_then_active_profile() {
     assert_eq!(rule(from_variables), "fdrl_vars");
     env.push((ENV_PROFILE, "named".to_string()));
     assert_eq!(rule(resolve_with(None, &env).unwrap()), "fdrl_named");
-    assert_eq!(rule(resolve_with(Some("default"), &env).unwrap()), "fdrl_default");
+    assert_eq!(
+        rule(resolve_with(Some("default"), &env).unwrap()),
+        "fdrl_default"
+    );
 }
 
 #[test]
@@ -167,15 +172,25 @@ fn without_anything_configured_the_error_names_the_ways_to_configure() {
     let error = resolve_with(None, &[("HOME", home.path().display().to_string())]).unwrap_err();
     let message = error.to_string();
     assert!(message.contains("--profile NAME"), "{message}");
-    assert!(message.contains("ANTHROPIC_FEDERATION_RULE_ID is not set"), "{message}");
+    assert!(
+        message.contains("ANTHROPIC_FEDERATION_RULE_ID is not set"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_missing_profile_is_an_error_when_the_folder_is_configured() {
     let dir = tempfile::tempdir().unwrap();
-    let message = resolve_with(None, &dir_env(dir.path())).unwrap_err().to_string();
-    assert!(message.contains("profile \"default\" does not exist"), "{message}");
-    let message = resolve_with(Some("nope"), &dir_env(dir.path())).unwrap_err().to_string();
+    let message = resolve_with(None, &dir_env(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("profile \"default\" does not exist"),
+        "{message}"
+    );
+    let message = resolve_with(Some("nope"), &dir_env(dir.path()))
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("nope.json"), "{message}");
 }
 
@@ -194,8 +209,14 @@ fn bad_names_from_the_variable_or_the_pointer_file_are_refused() {
 #[test]
 fn a_user_oauth_profile_is_a_sidecar_output_not_an_input() {
     let dir = tempfile::tempdir().unwrap();
-    write_profile(dir.path(), "synced", &json!({"authentication": {"type": "user_oauth"}}));
-    let message = resolve_with(Some("synced"), &dir_env(dir.path())).unwrap_err().to_string();
+    write_profile(
+        dir.path(),
+        "synced",
+        &json!({"authentication": {"type": "user_oauth"}}),
+    );
+    let message = resolve_with(Some("synced"), &dir_env(dir.path()))
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("user_oauth"), "{message}");
     assert!(message.contains("output of a sidecar"), "{message}");
     assert!(message.contains("not an input"), "{message}");
@@ -205,28 +226,56 @@ fn a_user_oauth_profile_is_a_sidecar_output_not_an_input() {
 fn profile_shapes_that_cannot_be_honoured_are_refused_with_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (json!({"authentication": {"type": "oidc_federation", "federation_rule_id": "r", "scope": "narrow",
-            "identity_token": {"source": "file", "path": "/t"}}, "organization_id": "o"}), "authentication.scope"),
-        (json!({"authentication": {"type": "oidc_federation", "federation_rule_id": "r",
-            "identity_token": {"source": "url", "path": "/t"}}, "organization_id": "o"}), "identity_token.source"),
-        (json!({"authentication": {"type": "oidc_federation", "federation_rule_id": "r",
-            "identity_token": {"source": "file"}}, "organization_id": "o"}), "identity_token.path"),
-        (json!({"authentication": {"type": "oidc_federation", "identity_token": {"source": "file", "path": "/t"}},
-            "organization_id": "o"}), "federation_rule_id is missing"),
-        (json!({"authentication": {"type": "oidc_federation", "federation_rule_id": "r"}, "organization_id": "o"}),
-            "identity_token is missing"),
-        (json!({"authentication": {"type": "oidc_federation", "federation_rule_id": 7,
-            "identity_token": {"source": "file", "path": "/t"}}, "organization_id": "o"}), "must be a string"),
-        (json!({"authentication": {"type": "api_key"}}), "\"api_key\" is not supported"),
-        (json!({"organization_id": "o"}), "no `authentication` object"),
+        (
+            json!({"authentication": {"type": "oidc_federation", "federation_rule_id": "r", "scope": "narrow",
+            "identity_token": {"source": "file", "path": "/t"}}, "organization_id": "o"}),
+            "authentication.scope",
+        ),
+        (
+            json!({"authentication": {"type": "oidc_federation", "federation_rule_id": "r",
+            "identity_token": {"source": "url", "path": "/t"}}, "organization_id": "o"}),
+            "identity_token.source",
+        ),
+        (
+            json!({"authentication": {"type": "oidc_federation", "federation_rule_id": "r",
+            "identity_token": {"source": "file"}}, "organization_id": "o"}),
+            "identity_token.path",
+        ),
+        (
+            json!({"authentication": {"type": "oidc_federation", "identity_token": {"source": "file", "path": "/t"}},
+            "organization_id": "o"}),
+            "federation_rule_id is missing",
+        ),
+        (
+            json!({"authentication": {"type": "oidc_federation", "federation_rule_id": "r"}, "organization_id": "o"}),
+            "identity_token is missing",
+        ),
+        (
+            json!({"authentication": {"type": "oidc_federation", "federation_rule_id": 7,
+            "identity_token": {"source": "file", "path": "/t"}}, "organization_id": "o"}),
+            "must be a string",
+        ),
+        (
+            json!({"authentication": {"type": "api_key"}}),
+            "\"api_key\" is not supported",
+        ),
+        (
+            json!({"organization_id": "o"}),
+            "no `authentication` object",
+        ),
         (json!(["not", "an", "object"]), "JSON object"),
     ];
     for (i, (document, expected)) in cases.iter().enumerate() {
         let name = format!("case{i}");
         write_profile(dir.path(), &name, document);
-        let message = resolve_with(Some(&name), &dir_env(dir.path())).unwrap_err().to_string();
+        let message = resolve_with(Some(&name), &dir_env(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(message.contains(expected), "case {i}: {message}");
-        assert!(message.contains(&format!("{name}.json")), "case {i}: {message}");
+        assert!(
+            message.contains(&format!("{name}.json")),
+            "case {i}: {message}"
+        );
     }
 }
 
@@ -238,7 +287,9 @@ fn a_group_writable_profile_is_refused_as_the_sdks_refuse_it() {
     write_profile(dir.path(), "open", &federation_profile("r"));
     let path = config_path(dir.path(), "open");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
-    let message = resolve_with(Some("open"), &dir_env(dir.path())).unwrap_err().to_string();
+    let message = resolve_with(Some("open"), &dir_env(dir.path()))
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("writable by group or others"), "{message}");
 }
 
@@ -258,7 +309,11 @@ const AUTH: &str = r#"{"type":"workload_identity_federation","workload_identity_
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 #[cfg(unix)]
@@ -278,7 +333,9 @@ fn prepare_writes_a_user_oauth_profile_and_private_folders() {
     assert_eq!(mode(&writer.config_path()), 0o644);
     assert_eq!(mode(&dir.join("credentials")), 0o700);
     assert_eq!(mode(&dir.join("configs")) & 0o022, 0);
-    writer.write_token(&token("sk-ant-oat01-first", 1_900_000_000)).unwrap();
+    writer
+        .write_token(&token("sk-ant-oat01-first", 1_900_000_000))
+        .unwrap();
     let credentials: Value =
         serde_json::from_str(&std::fs::read_to_string(writer.credentials_path()).unwrap()).unwrap();
     assert_eq!(
@@ -287,7 +344,9 @@ fn prepare_writes_a_user_oauth_profile_and_private_folders() {
             "expires_at": 1_900_000_000u64})
     );
     assert_eq!(mode(&writer.credentials_path()), 0o600);
-    writer.write_token(&token("sk-ant-oat01-second", 1_900_000_100)).unwrap();
+    writer
+        .write_token(&token("sk-ant-oat01-second", 1_900_000_100))
+        .unwrap();
     let text = std::fs::read_to_string(writer.credentials_path()).unwrap();
     assert!(text.contains("second") && !text.contains("first"), "{text}");
     let leftovers: Vec<_> = std::fs::read_dir(dir.join("credentials"))
@@ -308,18 +367,36 @@ fn an_existing_compatible_profile_is_left_alone() {
         .unwrap()
         .prepare(AUTH)
         .unwrap();
-    assert_eq!(std::fs::read(config_path(dir.path(), "wif")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(config_path(dir.path(), "wif")).unwrap(),
+        before
+    );
 }
 
 #[test]
 fn an_existing_contradicting_profile_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (federation_profile("r"), "authentication.type is \"oidc_federation\""),
-        (json!({"authentication": {"type": "user_oauth", "client_id": "cli"}}), "client_id"),
-        (json!({"authentication": {"type": "user_oauth"}, "organization_id": "org-2"}), "organization_id"),
-        (json!({"authentication": {"type": "user_oauth"}, "base_url": "https://api.anthropic.com"}), "base_url"),
-        (json!({"authentication": {"type": "user_oauth", "credentials_path": "/tmp/other.json"}}), "credentials_path"),
+        (
+            federation_profile("r"),
+            "authentication.type is \"oidc_federation\"",
+        ),
+        (
+            json!({"authentication": {"type": "user_oauth", "client_id": "cli"}}),
+            "client_id",
+        ),
+        (
+            json!({"authentication": {"type": "user_oauth"}, "organization_id": "org-2"}),
+            "organization_id",
+        ),
+        (
+            json!({"authentication": {"type": "user_oauth"}, "base_url": "https://api.anthropic.com"}),
+            "base_url",
+        ),
+        (
+            json!({"authentication": {"type": "user_oauth", "credentials_path": "/tmp/other.json"}}),
+            "credentials_path",
+        ),
     ];
     for (i, (document, expected)) in cases.iter().enumerate() {
         let name = format!("case{i}");
@@ -330,7 +407,10 @@ fn an_existing_contradicting_profile_is_a_clear_error() {
             .unwrap_err()
             .to_string();
         assert!(error.contains(expected), "case {i}: {error}");
-        assert!(error.contains("pick another --profile"), "case {i}: {error}");
+        assert!(
+            error.contains("pick another --profile"),
+            "case {i}: {error}"
+        );
     }
 }
 
@@ -345,19 +425,34 @@ fn symlinks_and_open_folders_are_refused() {
     let target = root.path().join("elsewhere.json");
     std::fs::write(&target, "{}").unwrap();
     std::os::unix::fs::symlink(&target, writer.credentials_path()).unwrap();
-    let error = writer.write_token(&token("sk-ant-oat01-x", 2_000_000_000)).unwrap_err();
+    let error = writer
+        .write_token(&token("sk-ant-oat01-x", 2_000_000_000))
+        .unwrap_err();
     assert!(error.to_string().contains("is a symlink"), "{error}");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "{}");
 
     let open = root.path().join("open");
     std::fs::create_dir_all(open.join("credentials")).unwrap();
-    std::fs::set_permissions(open.join("credentials"), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let error = ProfileWriter::new(open, "wif").unwrap().prepare(AUTH).unwrap_err();
-    assert!(error.to_string().contains("writable by other users"), "{error}");
+    std::fs::set_permissions(
+        open.join("credentials"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let error = ProfileWriter::new(open, "wif")
+        .unwrap()
+        .prepare(AUTH)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("writable by other users"),
+        "{error}"
+    );
 
     let linked = root.path().join("linked");
     std::os::unix::fs::symlink(&dir, &linked).unwrap();
-    let error = ProfileWriter::new(linked, "wif").unwrap().prepare(AUTH).unwrap_err();
+    let error = ProfileWriter::new(linked, "wif")
+        .unwrap()
+        .prepare(AUTH)
+        .unwrap_err();
     assert!(error.to_string().contains("is a symlink"), "{error}");
 }
 
@@ -369,7 +464,10 @@ fn the_input_profile_cannot_be_the_output() {
     let error = writer
         .refuse_as_input(&Origin::Profile(config_path(dir.path(), "wif")))
         .unwrap_err();
-    assert!(error.to_string().contains("sync into another --profile"), "{error}");
+    assert!(
+        error.to_string().contains("sync into another --profile"),
+        "{error}"
+    );
     writer
         .refuse_as_input(&Origin::Profile(config_path(dir.path(), "other")))
         .unwrap();

@@ -15,7 +15,9 @@ const SDK_VERSION: &str = "2.10.0";
 /// `python3` is not installed.
 pub fn sdk_python() -> Option<PathBuf> {
     static SETUP: Mutex<()> = Mutex::new(());
-    let _guard = SETUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = SETUP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if Command::new("python3").arg("--version").output().is_err() {
         println!("SKIPPED: python3 is not installed, so the official Python SDK cannot be tested");
         return None;
@@ -26,7 +28,10 @@ pub fn sdk_python() -> Option<PathBuf> {
         .join("sdk-venv");
     let python = venv.join("bin").join("python");
     let installed = Command::new(&python)
-        .args(["-c", &format!("import anthropic, sys; sys.exit(anthropic.__version__ != {SDK_VERSION:?})")])
+        .args([
+            "-c",
+            &format!("import anthropic, sys; sys.exit(anthropic.__version__ != {SDK_VERSION:?})"),
+        ])
         .status()
         .is_ok_and(|s| s.success());
     if !installed {
@@ -35,13 +40,26 @@ pub fn sdk_python() -> Option<PathBuf> {
             .arg(&venv)
             .status()
             .unwrap();
-        assert!(status.success(), "python3 -m venv {} failed", venv.display());
+        assert!(
+            status.success(),
+            "python3 -m venv {} failed",
+            venv.display()
+        );
         let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .arg(format!("anthropic=={SDK_VERSION}"))
             .status()
             .unwrap();
-        assert!(status.success(), "pip install anthropic=={SDK_VERSION} failed");
+        assert!(
+            status.success(),
+            "pip install anthropic=={SDK_VERSION} failed"
+        );
     }
     Some(python)
 }
@@ -58,7 +76,9 @@ impl Client {
     /// of the config folder `dir`.
     pub fn start_with_profile(python: &Path, dir: &Path, profile: &str, home: &Path) -> Client {
         let mut command = Client::command(python, home);
-        command.env("ANTHROPIC_CONFIG_DIR", dir).env("ANTHROPIC_PROFILE", profile);
+        command
+            .env("ANTHROPIC_CONFIG_DIR", dir)
+            .env("ANTHROPIC_PROFILE", profile);
         Client::spawn(command)
     }
 
@@ -89,7 +109,11 @@ impl Client {
             .unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Client { child, stdin, stdout }
+        Client {
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     /// Sends `command` and returns its one-line answer.
@@ -117,4 +141,3 @@ impl Drop for Client {
         let _ = self.child.wait();
     }
 }
-
