@@ -48,9 +48,7 @@ struct StandIn {
     release: mpsc::Sender<()>,
 }
 
-fn read_request(
-    stream: &mut BufReader<TcpStream>,
-) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+fn read_request(stream: &mut BufReader<TcpStream>) -> Option<(String, Seen)> {
     let mut line = String::new();
     stream.read_line(&mut line).ok()?;
     let path = line.split(' ').nth(1)?.to_string();
@@ -72,7 +70,7 @@ fn read_request(
         .unwrap_or(0);
     let mut body = vec![0; length];
     stream.read_exact(&mut body).ok()?;
-    Some((path, headers, body))
+    Some((path, Seen { headers, body }))
 }
 
 /// A Messages API answer whose text is `text`.
@@ -108,7 +106,7 @@ impl StandIn {
                     std::thread::spawn(move || {
                         let mut writer = stream.try_clone().unwrap();
                         let mut reader = BufReader::new(stream);
-                        let Some((path, headers, body)) = read_request(&mut reader) else {
+                        let Some((path, seen_now)) = read_request(&mut reader) else {
                             return;
                         };
                         if path == "/v1/oauth/token" {
@@ -121,7 +119,6 @@ impl StandIn {
                                 "expires_in": 3600, "token_type": "Bearer"});
                             return reply(&mut writer, 200, &token.to_string());
                         }
-                        let seen_now = Seen { headers, body };
                         let bearer = seen_now
                             .header("authorization")
                             .unwrap_or_default()
