@@ -33,12 +33,15 @@ pub mod clock;
 mod compile_cache;
 pub mod config_file;
 pub mod error;
+pub mod gateway;
 pub mod local_file;
 pub mod loopback;
 pub mod policy;
 pub mod private_dir;
 pub mod provider;
 pub mod requirements;
+pub mod sdk_profile;
+pub mod sync;
 pub mod token;
 pub mod token_cache;
 

@@ -10,10 +10,13 @@ mod demo;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anthropic_wif_host::config_file::{ConfigFileError, resolve};
+use anthropic_wif_host::gateway::{Gateway, Listen};
 use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
 use anthropic_wif_host::provider::{BACKOFF_SECS, MANDATORY_SECS};
+use anthropic_wif_host::sdk_profile::{self, ProfileError, ProfileWriter, resolve_input};
+use anthropic_wif_host::sync::{self, Stop, SyncError};
 use anthropic_wif_host::token_cache::TokenCache;
 use anthropic_wif_host::{
     AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
@@ -48,6 +51,12 @@ enum Command {
     Check(ConfigArgs),
     /// Print the minimal policy a config needs (TOML).
     Policy(ConfigArgs),
+    /// Keep an official SDK profile's credentials file fresh (a sidecar):
+    /// applications run with ANTHROPIC_CONFIG_DIR and ANTHROPIC_PROFILE.
+    Sync(SyncArgs),
+    /// A local authenticating gateway for clients that only take a base URL:
+    /// forwards /v1/* to the config's base_url with the token.
+    Proxy(ProxyArgs),
 }
 
 #[derive(clap::Args)]
@@ -73,23 +82,73 @@ struct TokenArgs {
 #[derive(clap::Args)]
 struct ConfigArgs {
     /// Config file: an `auth` block or an agent config, YAML or JSON.
-    /// Without it, the official SDKs' variables are read
-    /// (ANTHROPIC_FEDERATION_RULE_ID, ANTHROPIC_ORGANIZATION_ID, …).
+    /// Without it, as the official SDKs: ANTHROPIC_PROFILE's profile, else
+    /// the SDK variables (ANTHROPIC_FEDERATION_RULE_ID, …), else the active
+    /// profile (`active_config`, else `default`) of ANTHROPIC_CONFIG_DIR.
     #[arg(long)]
     config: Option<PathBuf>,
     /// In an agent config, the model whose auth to use.
     #[arg(long)]
     model: Option<String>,
+    /// An official SDK profile (`oidc_federation`) to read instead of a
+    /// config file: ANTHROPIC_CONFIG_DIR/configs/NAME.json.
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    profile: Option<String>,
 }
 
 impl ConfigArgs {
-    /// The JSON text of the `auth` block: from the file, or from the SDK
-    /// variables when no file is given.
-    fn load(&self) -> Result<String, ConfigFileError> {
-        resolve(self.config.as_deref(), self.model.as_deref(), |name| {
-            std::env::var(name).ok()
-        })
+    /// The JSON text of the `auth` block.
+    fn load(&self) -> Result<String, ProfileError> {
+        resolve_input(
+            self.config.as_deref(),
+            self.model.as_deref(),
+            self.profile.as_deref(),
+            |name| std::env::var(name).ok(),
+        )
+        .map(|input| input.auth)
     }
+}
+
+#[derive(clap::Args)]
+struct ProxyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Policy file (TOML); without it, the minimal policy is derived.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Where to listen: 127.0.0.1:PORT, [::1]:PORT or unix:PATH (loopback
+    /// only).
+    #[arg(long, value_name = "ADDRESS")]
+    listen: String,
+}
+
+#[derive(clap::Args)]
+struct SyncArgs {
+    /// Config file, as for `token`. Without it, as for `token` (SDK
+    /// variables and profiles), with --from-profile for --profile.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// In an agent config, the model whose auth to use.
+    #[arg(long)]
+    model: Option<String>,
+    /// An official SDK profile (`oidc_federation`) to read instead of a
+    /// config file.
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    from_profile: Option<String>,
+    /// Policy file (TOML); without it, the minimal policy is derived.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The profile to keep fresh: writes DIR/credentials/NAME.json, and
+    /// DIR/configs/NAME.json when it is missing.
+    #[arg(long, value_name = "NAME")]
+    profile: String,
+    /// The SDKs' config folder. Default: ANTHROPIC_CONFIG_DIR, else
+    /// ~/.config/anthropic (%APPDATA%\\Anthropic on Windows).
+    #[arg(long, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// Write one token and exit.
+    #[arg(long)]
+    once: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,11 +168,20 @@ const BAD_CONFIG: u8 = 3;
 const DENIED: u8 = 4;
 const NO_TOKEN: u8 = 5;
 
-impl From<ConfigFileError> for Failure {
-    fn from(e: ConfigFileError) -> Failure {
+impl From<ProfileError> for Failure {
+    fn from(e: ProfileError) -> Failure {
         Failure {
             code: BAD_CONFIG,
             message: e.to_string(),
+        }
+    }
+}
+
+impl From<SyncError> for Failure {
+    fn from(e: SyncError) -> Failure {
+        match e {
+            SyncError::Token(e) => e.into(),
+            SyncError::Profile(e) => e.into(),
         }
     }
 }
@@ -170,6 +238,8 @@ fn main() -> ExitCode {
         Command::Token(args) => token(&args),
         Command::Check(args) => check(&args),
         Command::Policy(args) => policy(&args),
+        Command::Sync(args) => sync(&args),
+        Command::Proxy(args) => proxy(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -241,6 +311,66 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
     }
     print_token(&token, args.format);
     Ok(())
+}
+
+fn sync(args: &SyncArgs) -> Result<(), Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    let input = resolve_input(
+        args.config.as_deref(),
+        args.model.as_deref(),
+        args.from_profile.as_deref(),
+        env,
+    )?;
+    let dir = match &args.config_dir {
+        Some(dir) => dir.clone(),
+        None => sdk_profile::config_dir(&env)?,
+    };
+    let writer = ProfileWriter::new(dir, &args.profile)?;
+    writer.refuse_as_input(&input.origin)?;
+    let inspector = builder().build()?;
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&inspector, &input.auth)?.policy,
+    };
+    let provider = inspector.with_policy(policy);
+    writer.prepare(&input.auth)?;
+    if args.once {
+        sync::refresh_once(&provider, &input.auth, &writer, false)?;
+        return Ok(());
+    }
+    let stop = Stop::on_signals().map_err(|e| Failure {
+        code: NO_TOKEN,
+        message: format!("cannot watch for SIGTERM and SIGINT: {e}"),
+    })?;
+    eprintln!(
+        "wif-host: sync: keeping {} fresh",
+        writer.credentials_path().display()
+    );
+    sync::run(&provider, &input.auth, &writer, &stop);
+    Ok(())
+}
+
+fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
+    let listen = Listen::parse(&args.listen).map_err(|message| Failure { code: 2, message })?;
+    let config = args.config.load()?;
+    let inspector = builder().build()?;
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&inspector, &config)?.policy,
+    };
+    let provider = inspector.with_policy(policy);
+    provider.requirements(&config)?;
+    let upstream = Gateway::upstream_of(&config);
+    eprintln!(
+        "wif-host: proxy: forwarding {} /v1/* to {upstream}",
+        args.listen
+    );
+    Arc::new(Gateway::new(provider, config, &upstream))
+        .serve(&listen)
+        .map_err(|e| Failure {
+            code: NO_TOKEN,
+            message: format!("cannot listen on {}: {e}", args.listen),
+        })
 }
 
 fn print_token(token: &AccessToken, format: Format) {
