@@ -14,19 +14,18 @@
 //! anyone without the key) is compiled anew and replaced, with a warning.
 
 use std::hash::{Hash, Hasher};
-
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use std::path::Path;
+
+use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::private_dir::{self, PrivateDir, PrivateDirError};
 
-type ArtifactMac = Hmac<Sha256>;
-
 const MAC_LEN: usize = 32;
 const KEY_LEN: usize = 32;
+/// SHA-256's block size, for HMAC.
+const BLOCK_LEN: usize = 64;
 const KEY_FILE: &str = "artifact-key";
 /// The largest key file read (a malformed one is replaced).
 const MAX_KEY_FILE_BYTES: u64 = 1024;
@@ -123,11 +122,21 @@ impl CompileCache {
         Ok(CompileCache { dir, key })
     }
 
-    fn mac(&self, id: &ArtifactId, artifact: &[u8]) -> ArtifactMac {
-        let mut mac = ArtifactMac::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(&id.header);
-        mac.update(artifact);
-        mac
+    /// HMAC-SHA256 (RFC 2104) of the header and the artifact under the key.
+    fn mac(&self, id: &ArtifactId, artifact: &[u8]) -> [u8; MAC_LEN] {
+        let mut padded = [0u8; BLOCK_LEN];
+        padded[..KEY_LEN].copy_from_slice(&self.key);
+        let pad = |byte: u8| padded.map(|k| k ^ byte);
+        let inner = Sha256::new()
+            .chain_update(pad(0x36))
+            .chain_update(&id.header)
+            .chain_update(artifact)
+            .finalize();
+        Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize()
+            .into()
     }
 
     /// The component from its artifact: `Ok(None)` when there is none, an
@@ -144,12 +153,12 @@ impl CompileCache {
         let (tag, artifact) = file
             .split_at_checked(MAC_LEN)
             .ok_or_else(|| format!("{}: the file is truncated", place.display()))?;
-        self.mac(id, artifact).verify_slice(tag).map_err(|_| {
-            format!(
+        if !equal_in_constant_time(&self.mac(id, artifact), tag) {
+            return Err(format!(
                 "{}: not authenticated by this user's key (corrupt, or written by someone else)",
                 place.display()
-            )
-        })?;
+            ));
+        }
         // SAFETY: the bytes were read from a file of this user's, open to
         // nobody else, in a folder reached through safe folders only, and
         // they carry a valid MAC under a key only this user can read, over
@@ -162,10 +171,17 @@ impl CompileCache {
     }
 
     fn store(&self, id: &ArtifactId, artifact: &[u8]) -> Result<(), PrivateDirError> {
-        let mut file = self.mac(id, artifact).finalize().into_bytes().to_vec();
+        let mut file = self.mac(id, artifact).to_vec();
         file.extend_from_slice(artifact);
         self.dir.write_atomically(&id.name, &file)
     }
+}
+
+/// Whether `a` and `b` are equal, in a time that does not depend on where
+/// they differ.
+fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y))) == 0
 }
 
 /// The key in `dir`, made of random bytes on first use; a key file of the

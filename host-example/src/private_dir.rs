@@ -202,7 +202,9 @@ fn open_folder_at(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<OwnedFd, P
     match openat(dir, &c, flags, 0) {
         Ok(fd) => return Ok(fd),
         Err(e) if is_error(&e, libc::ENOENT) => {}
-        Err(e) if is_error(&e, libc::ELOOP) || is_error(&e, libc::ENOTDIR) => {
+        // With O_NOFOLLOW, ELOOP means the name is a symlink.
+        Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(path, "is a symlink")),
+        Err(e) if is_error(&e, libc::ENOTDIR) => {
             return Err(refused(
                 path,
                 if is_symlink_at(dir, &c) {
@@ -222,7 +224,9 @@ fn open_folder_at(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<OwnedFd, P
         }
     }
     openat(dir, &c, flags, 0).map_err(|e| {
-        if is_error(&e, libc::ELOOP) || is_error(&e, libc::ENOTDIR) {
+        if is_error(&e, libc::ELOOP) {
+            refused(path, "is a symlink")
+        } else if is_error(&e, libc::ENOTDIR) {
             refused(path, "is not a folder")
         } else {
             io(path)(e)

@@ -103,6 +103,28 @@ fn a_recomputed_plain_checksum_does_not_get_an_artifact_loaded() {
 }
 
 #[test]
+fn the_mac_is_hmac_sha256() {
+    // RFC 4231's first case with a 32-byte key (ours are 32 bytes, the
+    // RFC's 20): key 0x0b repeated, message "Hi There", expected value from
+    // an independent implementation (Python's `hmac` module).
+    let cache = CompileCache {
+        dir: PrivateDir::open(tempfile::tempdir().unwrap().path()).unwrap(),
+        key: [0x0b; KEY_LEN],
+    };
+    let id = ArtifactId {
+        name: String::new(),
+        header: b"Hi ".to_vec(),
+    };
+    assert_eq!(
+        hex(&cache.mac(&id, b"There")),
+        "198a607eb44bfbc69903a0f1cf2bbdc5ba0aa3f3d9ae3c1c7a3b1696a0b68cf7"
+    );
+    assert!(equal_in_constant_time(b"same", b"same"));
+    assert!(!equal_in_constant_time(b"same", b"sane"));
+    assert!(!equal_in_constant_time(b"same", b"sam"));
+}
+
+#[test]
 fn the_key_is_made_once_and_a_malformed_one_is_replaced() {
     let tmp = tempfile::tempdir().unwrap();
     let first = CompileCache::open(tmp.path()).unwrap().key;
