@@ -218,7 +218,9 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
     let cache = if args.no_cache {
         None
     } else {
-        cache_dir.as_ref().map(|dir| TokenCache::new(dir.join("tokens")))
+        cache_dir
+            .as_ref()
+            .map(|dir| TokenCache::new(dir.join("tokens")))
     };
     let now = SystemClock.now().as_secs();
     let cached = cache

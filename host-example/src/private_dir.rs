@@ -152,7 +152,12 @@ fn fstat(fd: &OwnedFd, path: &Path) -> Result<libc::stat, PrivateDirError> {
     Ok(st)
 }
 
-fn openat(dir: &OwnedFd, name: &CString, flags: libc::c_int, mode: libc::mode_t) -> std::io::Result<OwnedFd> {
+fn openat(
+    dir: &OwnedFd,
+    name: &CString,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> std::io::Result<OwnedFd> {
     loop {
         // SAFETY: `dir` is an open folder and `name` a NUL-terminated string.
         let fd = unsafe {
@@ -443,7 +448,13 @@ fn open_walk(path: &Path, last: Place) -> Result<PrivateDir, PrivateDirError> {
     let mut here = PathBuf::from("/");
     let root = File::open(&here).map_err(io(&here))?;
     let mut fd = OwnedFd::from(root);
-    let place_of = |i: usize| if i == names.len() { last } else { Place::Ancestor };
+    let place_of = |i: usize| {
+        if i == names.len() {
+            last
+        } else {
+            Place::Ancestor
+        }
+    };
     let mut verdict = check_folder(&fd, &here, place_of(0), false)?;
     for (i, name) in names.iter().enumerate() {
         here.push(name);
@@ -482,7 +493,9 @@ pub fn user_cache_root() -> Result<Option<PrivateDir>, PrivateDirError> {
 fn cache_root_in(base: Option<PathBuf>) -> Result<Option<PrivateDir>, PrivateDirError> {
     match base {
         None => Ok(None),
-        Some(base) => open_walk(&base, Place::Base)?.subdir("anthropic-wif").map(Some),
+        Some(base) => open_walk(&base, Place::Base)?
+            .subdir("anthropic-wif")
+            .map(Some),
     }
 }
 
@@ -495,9 +508,8 @@ pub(crate) fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
         while filled < N {
             // SAFETY: the pointer and length describe the unfilled rest of
             // `bytes`.
-            let got = unsafe {
-                libc::getrandom(bytes[filled..].as_mut_ptr().cast(), N - filled, 0)
-            };
+            let got =
+                unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), N - filled, 0) };
             if got < 0 {
                 let error = std::io::Error::last_os_error();
                 if error.kind() == std::io::ErrorKind::Interrupted {

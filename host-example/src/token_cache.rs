@@ -195,7 +195,9 @@ impl TokenCache {
         }
         let entry = entry_digest(config_json, policy);
         if binding(&entry, &stored.salt, &stored.variables, &env) != stored.binding {
-            tracing::debug!("the cached token was minted with other values of the config's variables");
+            tracing::debug!(
+                "the cached token was minted with other values of the config's variables"
+            );
             return Ok(None);
         }
         Ok(Some(AccessToken {
@@ -217,12 +219,13 @@ impl TokenCache {
         token: &AccessToken,
     ) -> Result<(), PrivateDirError> {
         let dir = PrivateDir::open(&self.dir)?;
-        let salt = hex(&private_dir::random_bytes::<16>().map_err(|source| {
-            PrivateDirError::Io {
-                path: dir.path().to_path_buf(),
-                source,
-            }
-        })?);
+        let salt =
+            hex(
+                &private_dir::random_bytes::<16>().map_err(|source| PrivateDirError::Io {
+                    path: dir.path().to_path_buf(),
+                    source,
+                })?,
+            );
         let mut variables = variables.to_vec();
         variables.sort();
         variables.dedup();

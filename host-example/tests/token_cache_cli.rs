@@ -240,7 +240,11 @@ fn another_policy_misses_the_cache() {
     let with = |policy: &str| token_of(&run(&setup, &["--policy", policy]));
     assert_eq!(with(&wide), "sk-ant-oat01-demo-1");
     assert_eq!(with(&wide), "sk-ant-oat01-demo-1", "the same policy hits");
-    assert_eq!(with(&tight), "sk-ant-oat01-demo-2", "a changed policy misses");
+    assert_eq!(
+        with(&tight),
+        "sk-ant-oat01-demo-2",
+        "a changed policy misses"
+    );
     assert_eq!(
         token_of(&run(&setup, &[])),
         "sk-ant-oat01-demo-3",
@@ -267,10 +271,15 @@ fn another_value_of_a_variable_the_config_reads_misses_the_cache() {
     });
     std::fs::write(&setup.config, auth.to_string()).unwrap();
     let other_jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvdGhlciJ9.c2ln";
-    let with = |identity: &str| token_of(&run_with(&setup, &[], &[("WIF_TEST_IDENTITY", identity)]));
+    let with =
+        |identity: &str| token_of(&run_with(&setup, &[], &[("WIF_TEST_IDENTITY", identity)]));
     assert_eq!(with(JWT), "sk-ant-oat01-demo-1");
     assert_eq!(with(JWT), "sk-ant-oat01-demo-1", "the same identity hits");
-    assert_eq!(with(other_jwt), "sk-ant-oat01-demo-2", "another identity misses");
+    assert_eq!(
+        with(other_jwt),
+        "sk-ant-oat01-demo-2",
+        "another identity misses"
+    );
     let cached = std::fs::read_dir(setup.cache_home.join("anthropic-wif/tokens"))
         .unwrap()
         .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())

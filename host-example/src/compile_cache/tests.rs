@@ -39,7 +39,10 @@ fn an_artifact_is_written_reused_and_replaced_when_corrupt() {
     assert_eq!(mode_of(&path), 0o600);
     assert_eq!(mode_of(&dir.join(KEY_FILE)), 0o600);
     let cache = CompileCache::open(&dir).unwrap();
-    assert!(is_ours(&engine, &cache.load(&engine, &id).unwrap().unwrap()));
+    assert!(is_ours(
+        &engine,
+        &cache.load(&engine, &id).unwrap().unwrap()
+    ));
 
     std::fs::write(&path, &written[..written.len() / 2]).unwrap();
     assert!(
@@ -50,7 +53,11 @@ fn an_artifact_is_written_reused_and_replaced_when_corrupt() {
     );
     load_or_compile(&engine, EMBEDDED_COMPONENT, &dir).unwrap();
     let replaced = std::fs::read(&path).unwrap();
-    assert_eq!(replaced.len(), written.len(), "replaced by a whole artifact");
+    assert_eq!(
+        replaced.len(),
+        written.len(),
+        "replaced by a whole artifact"
+    );
     assert!(cache.load(&engine, &id).unwrap().is_some());
     std::fs::write(&path, b"short").unwrap();
     assert!(cache.load(&engine, &id).unwrap_err().contains("truncated"));
@@ -171,7 +178,10 @@ fn a_compiled_folder_swapped_by_another_user_is_never_loaded_from() {
         match CompileCache::open(&victims) {
             Ok(cache) => {
                 if let Ok(Some(component)) = cache.load(&engine, &id) {
-                    assert!(is_ours(&engine, &component), "the planted artifact was loaded");
+                    assert!(
+                        is_ours(&engine, &component),
+                        "the planted artifact was loaded"
+                    );
                 }
             }
             Err(problem) => {

@@ -4,7 +4,11 @@ use super::attacks::{Swapper, chmod, give_to_other_user, is_root};
 use super::*;
 
 fn mode_of(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 fn problem(result: Result<impl std::fmt::Debug, PrivateDirError>) -> String {
@@ -90,23 +94,54 @@ fn a_sticky_shared_folder_is_accepted_on_the_way_only() {
 fn the_rule_for_folders_as_if_another_user_planted_them() {
     let me = 1000;
     let other = 1001;
-    let judge = |uid, mode, place, below_shared| {
-        judge_folder(Seen { uid, mode }, me, place, below_shared)
-    };
+    let judge =
+        |uid, mode, place, below_shared| judge_folder(Seen { uid, mode }, me, place, below_shared);
     use Place::{Ancestor, Base, Own};
     assert_eq!(judge(0, 0o755, Ancestor, false), Ok(Verdict::Safe));
     assert_eq!(judge(me, 0o700, Own, false), Ok(Verdict::Safe));
     assert_eq!(judge(0, 0o1777, Ancestor, false), Ok(Verdict::Shared));
     assert_eq!(judge(me, 0o700, Own, true), Ok(Verdict::Safe));
-    assert!(judge(other, 0o755, Ancestor, false).unwrap_err().contains("another user"));
-    assert!(judge(other, 0o700, Own, true).unwrap_err().contains("shared folder"));
-    assert!(judge(0, 0o755, Ancestor, true).unwrap_err().contains("shared folder"));
-    assert!(judge(0, 0o700, Own, false).unwrap_err().contains("another user"));
+    assert!(
+        judge(other, 0o755, Ancestor, false)
+            .unwrap_err()
+            .contains("another user")
+    );
+    assert!(
+        judge(other, 0o700, Own, true)
+            .unwrap_err()
+            .contains("shared folder")
+    );
+    assert!(
+        judge(0, 0o755, Ancestor, true)
+            .unwrap_err()
+            .contains("shared folder")
+    );
+    assert!(
+        judge(0, 0o700, Own, false)
+            .unwrap_err()
+            .contains("another user")
+    );
     assert_eq!(judge(0, 0o755, Base, false), Ok(Verdict::Safe));
-    assert!(judge(me, 0o1777, Base, false).unwrap_err().contains("shared folder"));
-    assert!(judge(me, 0o1777, Own, false).unwrap_err().contains("shared folder"));
-    assert!(judge(me, 0o775, Ancestor, false).unwrap_err().contains("writable by other"));
-    assert!(judge(me, 0o757, Own, false).unwrap_err().contains("writable by other"));
+    assert!(
+        judge(me, 0o1777, Base, false)
+            .unwrap_err()
+            .contains("shared folder")
+    );
+    assert!(
+        judge(me, 0o1777, Own, false)
+            .unwrap_err()
+            .contains("shared folder")
+    );
+    assert!(
+        judge(me, 0o775, Ancestor, false)
+            .unwrap_err()
+            .contains("writable by other")
+    );
+    assert!(
+        judge(me, 0o757, Own, false)
+            .unwrap_err()
+            .contains("writable by other")
+    );
 }
 
 #[test]
@@ -129,7 +164,10 @@ fn folders_and_files_of_another_user_are_refused() {
         "writable by other users"
     };
     assert!(refused.contains(expected), "{refused}");
-    assert!(!planted.join("compiled").exists(), "nothing made in a planted folder");
+    assert!(
+        !planted.join("compiled").exists(),
+        "nothing made in a planted folder"
+    );
     if is_root() {
         let base = tmp.path().join("theirs");
         std::fs::create_dir(&base).unwrap();

@@ -22,10 +22,22 @@ fn a_token_round_trips_per_config() {
     let cache = TokenCache::new(dir.path().join("tokens"));
     assert_eq!(cache.load("{\"a\":1}", DERIVED, no_env).unwrap(), None);
     cache
-        .store("{\"a\":1}", DERIVED, &[], no_env, &token("sk-ant-oat01-one"))
+        .store(
+            "{\"a\":1}",
+            DERIVED,
+            &[],
+            no_env,
+            &token("sk-ant-oat01-one"),
+        )
         .unwrap();
     cache
-        .store("{\"a\":2}", DERIVED, &[], no_env, &token("sk-ant-oat01-two"))
+        .store(
+            "{\"a\":2}",
+            DERIVED,
+            &[],
+            no_env,
+            &token("sk-ant-oat01-two"),
+        )
         .unwrap();
     assert_eq!(
         cache.load("{\"a\":1}", DERIVED, no_env).unwrap(),
@@ -74,10 +86,18 @@ fn another_policy_misses_the_cache() {
     )
     .unwrap();
     cache
-        .store("c", PolicyInEffect::Given(&wide), &[], no_env, &token("sk-ant-oat01-w"))
+        .store(
+            "c",
+            PolicyInEffect::Given(&wide),
+            &[],
+            no_env,
+            &token("sk-ant-oat01-w"),
+        )
         .unwrap();
     assert_eq!(
-        cache.load("c", PolicyInEffect::Given(&wide), no_env).unwrap(),
+        cache
+            .load("c", PolicyInEffect::Given(&wide), no_env)
+            .unwrap(),
         Some(token("sk-ant-oat01-w"))
     );
     for other in [
@@ -102,7 +122,13 @@ fn other_values_of_the_config_variables_miss_the_cache() {
         }
     };
     cache
-        .store("c", DERIVED, &variables, env("http://a"), &token("sk-ant-oat01-a"))
+        .store(
+            "c",
+            DERIVED,
+            &variables,
+            env("http://a"),
+            &token("sk-ant-oat01-a"),
+        )
         .unwrap();
     assert_eq!(
         cache.load("c", DERIVED, env("http://a")).unwrap(),
@@ -112,7 +138,10 @@ fn other_values_of_the_config_variables_miss_the_cache() {
     assert_eq!(cache.load("c", DERIVED, no_env).unwrap(), None);
     let file = std::fs::read_to_string(cache.path_for("c", DERIVED)).unwrap();
     assert!(!file.contains("the-secret-audience") && !file.contains("http://a"));
-    assert!(file.contains("ID_URL"), "names are kept to check the values");
+    assert!(
+        file.contains("ID_URL"),
+        "names are kept to check the values"
+    );
 }
 
 fn plant(cache: &TokenCache, config: &str, access_token: &str) {
@@ -126,8 +155,11 @@ fn plant(cache: &TokenCache, config: &str, access_token: &str) {
         refresh_after: 1_880,
     };
     let dir = PrivateDir::open(cache.dir()).unwrap();
-    dir.write_atomically(&TokenCache::file_name(config, DERIVED), &serde_json::to_vec(&stored).unwrap())
-        .unwrap();
+    dir.write_atomically(
+        &TokenCache::file_name(config, DERIVED),
+        &serde_json::to_vec(&stored).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -142,7 +174,10 @@ fn a_stored_token_that_is_not_a_bearer_token_is_refused() {
     for bad in ["sk-ant-x'; touch /tmp/INJECTED; echo '", "sk-ant\nx", ""] {
         plant(&cache, "c", bad);
         let problem = cache.load("c", DERIVED, no_env).unwrap_err().to_string();
-        assert!(problem.contains("not an RFC 6750 bearer token"), "{problem}");
+        assert!(
+            problem.contains("not an RFC 6750 bearer token"),
+            "{problem}"
+        );
         assert!(!problem.contains("INJECTED"));
     }
 }
