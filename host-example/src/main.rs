@@ -8,7 +8,7 @@
 mod demo;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
 use anthropic_wif_host::provider::{BACKOFF_SECS, MANDATORY_SECS};
 use anthropic_wif_host::sdk_profile::{self, ProfileError, ProfileWriter, resolve_input};
 use anthropic_wif_host::sync::{self, Stop, SyncError};
-use anthropic_wif_host::token_cache::TokenCache;
+use anthropic_wif_host::token_cache::{PolicyInEffect, TokenCache};
 use anthropic_wif_host::{
     AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
     private_dir,
@@ -250,44 +250,72 @@ fn main() -> ExitCode {
     }
 }
 
-/// A provider builder that keeps the compiled component in the user's cache
+/// The user's cache folder (`$XDG_CACHE_HOME/anthropic-wif` or
+/// `$HOME/.cache/anthropic-wif`), when it is safe; when it is not, one
+/// warning says why and the run goes on without the cache.
+fn user_cache() -> Option<PathBuf> {
+    match private_dir::user_cache_root() {
+        Ok(root) => root.map(|root| root.path().to_path_buf()),
+        Err(problem) => {
+            tracing::warn!(%problem, "cache folder refused; running without the cache");
+            None
+        }
+    }
+}
+
+/// A provider builder that keeps the compiled component in the cache
 /// folder, so that later runs skip compilation.
-fn builder() -> ProviderBuilder {
+fn builder(cache: Option<&Path>) -> ProviderBuilder {
     let builder = Provider::builder();
-    match private_dir::user_cache_dir() {
+    match cache {
         Some(dir) => builder.compile_cache(dir.join("compiled")),
         None => builder,
     }
 }
 
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 fn token(args: &TokenArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
+    let given = args.policy.as_deref().map(Policy::from_file).transpose()?;
+    let in_effect = match &given {
+        Some(policy) => PolicyInEffect::Given(policy),
+        None => PolicyInEffect::Derived,
+    };
+    let cache_dir = user_cache();
     let cache = if args.no_cache {
         None
     } else {
-        TokenCache::user()
+        cache_dir
+            .as_ref()
+            .map(|dir| TokenCache::new(dir.join("tokens")))
     };
     let now = SystemClock.now().as_secs();
-    let cached = cache.as_ref().and_then(|cache| match cache.load(&config) {
-        Ok(token) => token,
-        Err(problem) => {
-            tracing::warn!(%problem, "token cache not used; exchanging afresh");
-            None
-        }
-    });
+    let cached = cache
+        .as_ref()
+        .and_then(|cache| match cache.load(&config, in_effect, env_var) {
+            Ok(token) => token,
+            Err(problem) => {
+                tracing::warn!(%problem, "token cache not used; exchanging afresh");
+                None
+            }
+        });
     if let Some(token) = cached.as_ref().filter(|t| now < t.refresh_after) {
         tracing::debug!("token served from the token cache");
         print_token(token, args.format);
         return Ok(());
     }
-    let mut builder = builder();
+    let mut builder = builder(cache_dir.as_deref());
     if let Some(path) = &args.component {
         builder = builder.component_file(path)?;
     }
     let inspector = builder.build()?;
-    let policy = match &args.policy {
-        Some(path) => Policy::from_file(path)?,
-        None => derive(&inspector, &config)?.policy,
+    let needs = inspector.requirements(&config)?;
+    let policy = match &given {
+        Some(policy) => policy.clone(),
+        None => Policy::minimal(&needs, env_var).policy,
     };
     let token = match inspector.with_policy(policy).get_token(&config) {
         Ok(token) => token,
@@ -305,7 +333,7 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
         },
     };
     if let Some(cache) = &cache
-        && let Err(problem) = cache.store(&config, &token)
+        && let Err(problem) = cache.store(&config, in_effect, &needs.env, env_var, &token)
     {
         tracing::warn!(%problem, "cannot save the token in the token cache");
     }
@@ -327,7 +355,7 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
     };
     let writer = ProfileWriter::new(dir, &args.profile)?;
     writer.refuse_as_input(&input.origin)?;
-    let inspector = builder().build()?;
+    let inspector = builder(user_cache().as_deref()).build()?;
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
         None => derive(&inspector, &input.auth)?.policy,
@@ -353,7 +381,7 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
 fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
     let listen = Listen::parse(&args.listen).map_err(|message| Failure { code: 2, message })?;
     let config = args.config.load()?;
-    let inspector = builder().build()?;
+    let inspector = builder(user_cache().as_deref()).build()?;
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
         None => derive(&inspector, &config)?.policy,
@@ -392,7 +420,9 @@ fn print_token(token: &AccessToken, format: Format) {
 
 fn check(args: &ConfigArgs) -> Result<(), Failure> {
     let config = args.load()?;
-    let needs = builder().build()?.requirements(&config)?;
+    let needs = builder(user_cache().as_deref())
+        .build()?
+        .requirements(&config)?;
     println!("config is valid; it requires:");
     print_requirements(&needs);
     Ok(())
@@ -400,7 +430,7 @@ fn check(args: &ConfigArgs) -> Result<(), Failure> {
 
 fn policy(args: &ConfigArgs) -> Result<(), Failure> {
     let config = args.load()?;
-    let minimal = derive(&builder().build()?, &config)?;
+    let minimal = derive(&builder(user_cache().as_deref()).build()?, &config)?;
     print!("{}", minimal.toml);
     for note in &minimal.notes {
         eprintln!("wif-host: note: {note}");
@@ -412,7 +442,7 @@ fn policy(args: &ConfigArgs) -> Result<(), Failure> {
 /// process's environment.
 fn derive(provider: &Provider, config: &str) -> Result<MinimalPolicy, Failure> {
     let needs = provider.requirements(config)?;
-    Ok(Policy::minimal(&needs, |name| std::env::var(name).ok()))
+    Ok(Policy::minimal(&needs, env_var))
 }
 
 fn print_requirements(needs: &Requirements) {

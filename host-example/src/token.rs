@@ -40,6 +40,17 @@ pub struct AccessToken {
     pub refresh_after: u64,
 }
 
+/// Whether `s` is an RFC 6750 `b64token`, the only shape a bearer token may
+/// have: `[A-Za-z0-9-._~+/]+=*`. Anything else (a quote, a space, a newline)
+/// could break out of the header or shell line the token is put in.
+pub fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 /// The `anthropic-beta` value that API calls made with the token must
 /// include.
 pub const OAUTH_BETA: &str = "oauth-2025-04-20";
@@ -47,6 +58,25 @@ pub const OAUTH_BETA: &str = "oauth-2025-04-20";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_b64tokens_pass() {
+        for good in ["sk-ant-oat01-abc_DEF.~+/", "a", "abc==", "x/y+z="] {
+            assert!(is_b64token(good), "{good}");
+        }
+        for bad in [
+            "",
+            "==",
+            "a=b",
+            "sk-ant-x'; touch /tmp/INJECTED; echo '",
+            "tok\nen",
+            "tok en",
+            "tök",
+            "a\"b",
+        ] {
+            assert!(!is_b64token(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn debug_never_prints_the_token() {

@@ -252,7 +252,9 @@ fn ensure_dir(dir: &Path, mode: u32) -> Result<(), ProfileError> {
         let _ = mode;
         std::fs::create_dir_all(dir).map_err(ProfileError::io(dir))?;
     }
-    crate::private_dir::check(dir, true).map_err(|e| match e {
+    // Checked from `/` down, each folder on its handle (see `private_dir`).
+    let absolute = std::path::absolute(dir).map_err(ProfileError::io(dir))?;
+    crate::private_dir::PrivateDir::open(&absolute).map(drop).map_err(|e| match e {
         crate::private_dir::PrivateDirError::Io { path, source } => {
             ProfileError::Io { path, source }
         }
