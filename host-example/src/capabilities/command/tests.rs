@@ -70,7 +70,10 @@ fn a_child_ended_by_a_signal_has_no_exit_code() {
 fn denied_and_missing_programs_are_told_apart() {
     let policy = policy(10.0, 1024);
     let denied = run(&policy, &["ls".into()], Duration::from_secs(1)).unwrap_err();
-    assert!(matches!(&denied, CapError::Denied(m) if m.contains("`ls`")), "{denied:?}");
+    assert!(
+        matches!(&denied, CapError::Denied(m) if m.contains("`ls`")),
+        "{denied:?}"
+    );
     let mut missing = policy.clone();
     missing.commands = vec![vec!["/nonexistent/wif-program".into()]];
     let error = run(
@@ -197,7 +200,9 @@ fn collect_with(
     );
     kill_group(pgid);
     watch.finish();
-    let status = child.wait().expect("the watch leaves the child to be reaped");
+    let status = child
+        .wait()
+        .expect("the watch leaves the child to be reaped");
     (ending, printed, status.code())
 }
 
@@ -207,7 +212,10 @@ fn the_waiter_thread_watch_collects_like_the_pidfd_one() {
     let watch = ExitWatch::waiter(child.id() as libc::pid_t).unwrap();
     let (ending, printed, code) = collect_with(child, watch, Duration::from_secs(10));
     assert_eq!(ending, Ending::Finished);
-    assert_eq!((printed.stdout.as_slice(), printed.stderr.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
+    assert_eq!(
+        (printed.stdout.as_slice(), printed.stderr.as_slice()),
+        (&b"out\n"[..], &b"err\n"[..])
+    );
     assert_eq!(code, Some(5));
 
     let child = spawn_sh("exec >&- 2>&-; sleep 30");
