@@ -210,6 +210,16 @@ impl From<Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    // A parent may start this program with SIGCHLD ignored, and then the
+    // system would discard the exit status of every command it runs (the
+    // library refuses to run commands then). The disposition is the
+    // program's to set, never the library's: restore the default.
+    #[cfg(unix)]
+    // SAFETY: setting the default disposition of SIGCHLD, before any
+    // thread or child exists, touches no memory of this process.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("WIF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // The compiler's own tracing is gigabytes at trace level, and the HTTP
