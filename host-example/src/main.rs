@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anthropic_wif_host::config_file::{ConfigFileError, resolve};
+use anthropic_wif_host::config_file::{ConfigFileError, LocatedAuth, resolve};
 use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
 use anthropic_wif_host::provider::{BACKOFF_SECS, MANDATORY_SECS};
 use anthropic_wif_host::token_cache::TokenCache;
@@ -83,9 +83,9 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The JSON text of the `auth` block: from the file, or from the SDK
-    /// variables when no file is given.
-    fn load(&self) -> Result<String, ConfigFileError> {
+    /// The `auth` block: from the file, or from the SDK variables when no
+    /// file is given.
+    fn load(&self) -> Result<LocatedAuth, ConfigFileError> {
         resolve(self.config.as_deref(), self.model.as_deref(), |name| {
             std::env::var(name).ok()
         })
@@ -191,7 +191,8 @@ fn builder() -> ProviderBuilder {
 }
 
 fn token(args: &TokenArgs) -> Result<(), Failure> {
-    let config = args.config.load()?;
+    let located = args.config.load()?;
+    let config = located.json();
     let cache = if args.no_cache {
         None
     } else {
@@ -217,7 +218,7 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
     let inspector = builder.build()?;
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
-        None => derive(&inspector, &config)?.policy,
+        None => derive(&inspector, &located)?.policy,
     };
     let token = match inspector.with_policy(policy).get_token(&config) {
         Ok(token) => token,
@@ -231,7 +232,7 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
                 token.refresh_after = (now + BACKOFF_SECS).min(token.expires_at - MANDATORY_SECS);
                 token
             }
-            None => return Err(error.into()),
+            None => return Err(in_file(&located, error)),
         },
     };
     if let Some(cache) = &cache
@@ -261,16 +262,19 @@ fn print_token(token: &AccessToken, format: Format) {
 }
 
 fn check(args: &ConfigArgs) -> Result<(), Failure> {
-    let config = args.load()?;
-    let needs = builder().build()?.requirements(&config)?;
+    let located = args.load()?;
+    let needs = builder()
+        .build()?
+        .requirements(&located.json())
+        .map_err(|e| in_file(&located, e))?;
     println!("config is valid; it requires:");
     print_requirements(&needs);
     Ok(())
 }
 
 fn policy(args: &ConfigArgs) -> Result<(), Failure> {
-    let config = args.load()?;
-    let minimal = derive(&builder().build()?, &config)?;
+    let located = args.load()?;
+    let minimal = derive(&builder().build()?, &located)?;
     print!("{}", minimal.toml);
     for note in &minimal.notes {
         eprintln!("wif-host: note: {note}");
@@ -278,11 +282,26 @@ fn policy(args: &ConfigArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The minimal policy for a config, with `${VAR}` origins resolved from this
-/// process's environment.
-fn derive(provider: &Provider, config: &str) -> Result<MinimalPolicy, Failure> {
-    let needs = provider.requirements(config)?;
+/// The minimal policy for a config, with origins that variables decide
+/// resolved from this process's environment.
+fn derive(provider: &Provider, located: &LocatedAuth) -> Result<MinimalPolicy, Failure> {
+    let needs = provider
+        .requirements(&located.json())
+        .map_err(|e| in_file(located, e))?;
     Ok(Policy::minimal(&needs, |name| std::env::var(name).ok()))
+}
+
+/// A component error as a failure, an invalid field named by its path in
+/// the config file (`providers.NAME.auth.workload_identity_federation.…`).
+fn in_file(located: &LocatedAuth, error: Error) -> Failure {
+    match error {
+        Error::InvalidConfig { field, message } => Error::InvalidConfig {
+            field: located.field_in_file(&field),
+            message,
+        }
+        .into(),
+        other => other.into(),
+    }
 }
 
 fn print_requirements(needs: &Requirements) {
