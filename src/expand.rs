@@ -30,9 +30,9 @@ fn pieces(template: &str) -> Result<Vec<Piece<'_>>, SyntaxError> {
             out.push(Piece::Text(&rest[..start]));
         }
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| {
-            SyntaxError(format!("`${{` is not closed by `}}`; {ACCEPTED_FORMS}"))
-        })?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| SyntaxError(format!("`${{` is not closed by `}}`; {ACCEPTED_FORMS}")))?;
         let reference = &after[..end];
         let name = reference.strip_prefix(ENV_PREFIX).unwrap_or(reference);
         if !is_variable_name(name) {

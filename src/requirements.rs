@@ -148,7 +148,10 @@ mod tests {
         }));
         assert_eq!(
             url.env,
-            ["ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
+            [
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+            ]
         );
         assert_eq!(
             url.urls[0].template,

@@ -98,7 +98,11 @@ fn the_custom_provider_example_mints_a_token_at_its_base_url() {
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.stdout, "sk-ant-oat01-demo-1\n");
     let sent = exchanges(&tokens);
-    assert_eq!(sent.len(), 1, "the provider's base_url is the token endpoint");
+    assert_eq!(
+        sent.len(),
+        1,
+        "the provider's base_url is the token endpoint"
+    );
     assert_eq!(assertion_of(&sent[0]), JWT);
     assert_eq!(body_json(&sent[0])["federation_rule_id"], RULE);
 }
@@ -207,8 +211,10 @@ fn an_unknown_reference_form_names_the_accepted_ones() {
     let files = Files::new();
     let config = files.write(
         "auth.yaml",
-        env_form_config("https://api.anthropic.com")
-            .replace("${env.ACTIONS_ID_TOKEN_REQUEST_TOKEN}", "${secret.REQUEST_TOKEN}"),
+        env_form_config("https://api.anthropic.com").replace(
+            "${env.ACTIONS_ID_TOKEN_REQUEST_TOKEN}",
+            "${secret.REQUEST_TOKEN}",
+        ),
     );
 
     let run = wif("check", &config, &[], &[]);
@@ -284,10 +290,7 @@ models:
 #[test]
 fn a_whole_agent_config_ignores_what_is_not_ours() {
     let files = Files::new();
-    let config = files.write(
-        "agent.yaml",
-        whole_agent_config("provider: anthropic", ""),
-    );
+    let config = files.write("agent.yaml", whole_agent_config("provider: anthropic", ""));
 
     let run = wif("check", &config, &["--model", "claude"], &[]);
     let any_model = wif("check", &config, &[], &[]);
@@ -310,14 +313,8 @@ fn a_whole_agent_config_still_validates_what_is_ours() {
         "typo.yaml",
         whole_agent_config("provider: anthropic", "        workspace: default\n"),
     );
-    let typed = files.write(
-        "typed.yaml",
-        whole_agent_config("type: anthropic", ""),
-    );
-    let openai = files.write(
-        "openai.yaml",
-        whole_agent_config("provider: openai", ""),
-    );
+    let typed = files.write("typed.yaml", whole_agent_config("type: anthropic", ""));
+    let openai = files.write("openai.yaml", whole_agent_config("provider: openai", ""));
     let unnamed = files.write("unnamed.yaml", whole_agent_config("token_key: X", ""));
 
     let typo = wif("check", &typo, &["--model", "claude"], &[]);
@@ -339,10 +336,7 @@ fn a_whole_agent_config_still_validates_what_is_ours() {
             "providers.anthropic-wif.type: docker-agent names the underlying provider with `provider:`; \
              write `provider: anthropic`",
         ),
-        (
-            &openai,
-            "providers.anthropic-wif.provider is `openai`",
-        ),
+        (&openai, "providers.anthropic-wif.provider is `openai`"),
         (
             &unnamed,
             "add `provider: anthropic` to providers.anthropic-wif",

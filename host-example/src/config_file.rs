@@ -184,7 +184,10 @@ pub fn locate_auth(document: &Value, model: Option<&str>) -> Result<LocatedAuth,
             "the config must be a map: an `auth` block or an agent config with `providers:`".into(),
         ));
     };
-    if top.contains_key("providers") || top.contains_key("models") {
+    if ["providers", "models", "agents"]
+        .iter()
+        .any(|key| top.contains_key(*key))
+    {
         return agent_auth(top, model);
     }
     if model.is_some() {

@@ -81,14 +81,12 @@ fn a_models_auth_wins_over_its_providers() {
 
 #[test]
 fn a_custom_provider_names_anthropic_with_provider() {
-    let refused = |model: &str| {
-        auth_block(&agent(), Some(model))
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |model: &str| auth_block(&agent(), Some(model)).unwrap_err().to_string();
     let err = refused("custom-model");
     assert!(
-        err.contains("provider `custom` does not name its underlying provider: add `provider: anthropic`"),
+        err.contains(
+            "provider `custom` does not name its underlying provider: add `provider: anthropic`"
+        ),
         "{err}"
     );
     let err = refused("other-model");
@@ -110,7 +108,9 @@ fn a_custom_provider_names_anthropic_with_provider() {
     );
     let err = refused("openai-model");
     assert!(
-        err.contains("provider `openai` is neither the built-in `anthropic` nor a key of `providers`"),
+        err.contains(
+            "provider `openai` is neither the built-in `anthropic` nor a key of `providers`"
+        ),
         "a model's own auth on a built-in provider other than anthropic: {err}"
     );
 }
@@ -119,9 +119,16 @@ fn a_custom_provider_names_anthropic_with_provider() {
 fn the_auth_block_is_located_in_the_file() {
     let located = |model: &str| locate_auth(&agent(), Some(model)).unwrap().location;
     assert_eq!(located("haiku").as_deref(), Some("models.haiku.auth"));
-    assert_eq!(located("sonnet").as_deref(), Some("providers.anthropic.auth"));
-    assert_eq!(located("corp-model").as_deref(), Some("providers.corp.auth"));
-    let listed = json!({"models": [{"name": "a", "auth": {"type": "workload_identity_federation"}}]});
+    assert_eq!(
+        located("sonnet").as_deref(),
+        Some("providers.anthropic.auth")
+    );
+    assert_eq!(
+        located("corp-model").as_deref(),
+        Some("providers.corp.auth")
+    );
+    let listed =
+        json!({"models": [{"name": "a", "auth": {"type": "workload_identity_federation"}}]});
     let auth = locate_auth(&listed, Some("a")).unwrap();
     assert_eq!(auth.location.as_deref(), Some("models[0].auth"));
     assert_eq!(
@@ -143,6 +150,16 @@ fn an_ambiguous_agent_config_asks_for_a_model() {
     );
     let err = auth_block(&agent(), Some("opus")).unwrap_err().to_string();
     assert!(err.contains("model `opus` is not in `models`"), "{err}");
+}
+
+#[test]
+fn an_agent_config_without_auth_says_so() {
+    let agents_only = yaml("agents:\n  root:\n    model: anthropic/claude-sonnet-4-5\n");
+    let err = auth_block(&agents_only, None).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "no provider or model in this config has an `auth` block"
+    );
 }
 
 #[test]
