@@ -53,7 +53,8 @@ pub enum IdentitySource {
     Url {
         /// The URL as written, `${VAR}` references unexpanded.
         url: String,
-        /// Header names and values (values may hold `${VAR}`).
+        /// Header names and values (values may hold `${NAME}` or
+        /// `${env.NAME}`).
         headers: Vec<(String, String)>,
         /// The top-level JSON string field holding the token, if the body
         /// is JSON.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anthropic_wif_host::config_file::LocatedAuth;
 use anthropic_wif_host::gateway::{Gateway, Listen};
 use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
 use anthropic_wif_host::provider::{BACKOFF_SECS, MANDATORY_SECS};
@@ -97,8 +98,8 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The JSON text of the `auth` block.
-    fn load(&self) -> Result<String, ProfileError> {
+    /// The `auth` block, with its place in an agent config.
+    fn load(&self) -> Result<LocatedAuth, ProfileError> {
         resolve_input(
             self.config.as_deref(),
             self.model.as_deref(),
@@ -288,7 +289,8 @@ fn env_var(name: &str) -> Option<String> {
 }
 
 fn token(args: &TokenArgs) -> Result<(), Failure> {
-    let config = args.config.load()?;
+    let located = args.config.load()?;
+    let config = located.json();
     let given = args.policy.as_deref().map(Policy::from_file).transpose()?;
     let in_effect = match &given {
         Some(policy) => PolicyInEffect::Given(policy),
@@ -322,7 +324,9 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
         builder = builder.component_file(path)?;
     }
     let inspector = builder.build()?;
-    let needs = inspector.requirements(&config)?;
+    let needs = inspector
+        .requirements(&config)
+        .map_err(|e| in_file(&located, e))?;
     let policy = match &given {
         Some(policy) => policy.clone(),
         None => Policy::minimal(&needs, env_var).policy,
@@ -339,7 +343,7 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
                 token.refresh_after = (now + BACKOFF_SECS).min(token.expires_at - MANDATORY_SECS);
                 token
             }
-            None => return Err(error.into()),
+            None => return Err(in_file(&located, error)),
         },
     };
     if let Some(cache) = &cache
@@ -371,9 +375,10 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
         None => derive(&inspector, &input.auth)?.policy,
     };
     let provider = inspector.with_policy(policy);
-    writer.prepare(&input.auth)?;
+    let auth = input.auth.json();
+    writer.prepare(&auth)?;
     if args.once {
-        sync::refresh_once(&provider, &input.auth, &writer, false)?;
+        sync::refresh_once(&provider, &auth, &writer, false)?;
         return Ok(());
     }
     let stop = Stop::on_signals().map_err(|e| Failure {
@@ -384,20 +389,23 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
         "wif-host: sync: keeping {} fresh",
         writer.credentials_path().display()
     );
-    sync::run(&provider, &input.auth, &writer, &stop);
+    sync::run(&provider, &auth, &writer, &stop);
     Ok(())
 }
 
 fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
     let listen = Listen::parse(&args.listen).map_err(|message| Failure { code: 2, message })?;
-    let config = args.config.load()?;
+    let located = args.config.load()?;
     let inspector = builder(user_cache().as_deref()).build()?;
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
-        None => derive(&inspector, &config)?.policy,
+        None => derive(&inspector, &located)?.policy,
     };
     let provider = inspector.with_policy(policy);
-    provider.requirements(&config)?;
+    let config = located.json();
+    provider
+        .requirements(&config)
+        .map_err(|e| in_file(&located, e))?;
     let upstream = Gateway::upstream_of(&config);
     eprintln!(
         "wif-host: proxy: forwarding {} /v1/* to {upstream}",
@@ -429,18 +437,19 @@ fn print_token(token: &AccessToken, format: Format) {
 }
 
 fn check(args: &ConfigArgs) -> Result<(), Failure> {
-    let config = args.load()?;
+    let located = args.load()?;
     let needs = builder(user_cache().as_deref())
         .build()?
-        .requirements(&config)?;
+        .requirements(&located.json())
+        .map_err(|e| in_file(&located, e))?;
     println!("config is valid; it requires:");
     print_requirements(&needs);
     Ok(())
 }
 
 fn policy(args: &ConfigArgs) -> Result<(), Failure> {
-    let config = args.load()?;
-    let minimal = derive(&builder(user_cache().as_deref()).build()?, &config)?;
+    let located = args.load()?;
+    let minimal = derive(&builder(user_cache().as_deref()).build()?, &located)?;
     print!("{}", minimal.toml);
     for note in &minimal.notes {
         eprintln!("wif-host: note: {note}");
@@ -448,11 +457,26 @@ fn policy(args: &ConfigArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The minimal policy for a config, with `${VAR}` origins resolved from this
-/// process's environment.
-fn derive(provider: &Provider, config: &str) -> Result<MinimalPolicy, Failure> {
-    let needs = provider.requirements(config)?;
+/// The minimal policy for a config, with origins that variables decide
+/// resolved from this process's environment.
+fn derive(provider: &Provider, located: &LocatedAuth) -> Result<MinimalPolicy, Failure> {
+    let needs = provider
+        .requirements(&located.json())
+        .map_err(|e| in_file(located, e))?;
     Ok(Policy::minimal(&needs, env_var))
+}
+
+/// A component error as a failure, an invalid field named by its path in
+/// the config file (`providers.NAME.auth.workload_identity_federation.…`).
+fn in_file(located: &LocatedAuth, error: Error) -> Failure {
+    match error {
+        Error::InvalidConfig { field, message } => Error::InvalidConfig {
+            field: located.field_in_file(&field),
+            message,
+        }
+        .into(),
+        other => other.into(),
+    }
 }
 
 fn print_requirements(needs: &Requirements) {

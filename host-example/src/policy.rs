@@ -334,15 +334,15 @@ pub struct MinimalPolicy {
     pub policy: Policy,
     /// The policy as TOML, ready to save and review.
     pub toml: String,
-    /// What could not be derived (an origin decided by an unset `${VAR}`),
+    /// What could not be derived (an origin decided by an unset variable),
     /// for the user to add by hand.
     pub notes: Vec<String>,
 }
 
 impl Policy {
-    /// The minimal policy for `needs`. Identity URLs whose origin a `${VAR}`
-    /// decides are resolved with `env`; when that fails a note says what to
-    /// add.
+    /// The minimal policy for `needs`. Identity URLs whose origin a
+    /// `${NAME}` or `${env.NAME}` reference decides are resolved with `env`;
+    /// when that fails a note says what to add.
     pub fn minimal(needs: &Requirements, env: impl Fn(&str) -> Option<String>) -> MinimalPolicy {
         let mut notes = Vec::new();
         let mut origins: Vec<String> = Vec::new();
@@ -387,14 +387,16 @@ impl Policy {
     }
 }
 
-/// Expands `${VAR}` references with `env`; `None` when one is unset.
+/// Expands `${NAME}` and `${env.NAME}` references with `env`; `None` when
+/// one is unset. (The component has already refused any other form.)
 fn expand_with(template: &str, env: &impl Fn(&str) -> Option<String>) -> Option<String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let end = rest[start..].find('}')? + start;
-        out.push_str(&env(&rest[start + 2..end])?);
+        let reference = &rest[start + 2..end];
+        out.push_str(&env(reference.strip_prefix("env.").unwrap_or(reference))?);
         rest = &rest[end + 1..];
     }
     out.push_str(rest);

@@ -170,6 +170,7 @@ fn the_minimal_policy_covers_the_requirements_and_parses_back() {
         origins: vec!["https://api.anthropic.com".into()],
         urls: vec![
             ("${REQ_URL}&audience=x".into(), None),
+            ("${env.ENV_FORM_URL}&audience=x".into(), None),
             ("${UNSET}/t".into(), None),
         ],
         commands: vec![vec![
@@ -178,14 +179,21 @@ fn the_minimal_policy_covers_the_requirements_and_parses_back() {
             "print-identity-token".into(),
         ]],
     };
-    let minimal = Policy::minimal(&needs, |name| {
-        (name == "REQ_URL").then(|| "https://token.actions.example/x?a=1".to_string())
+    let minimal = Policy::minimal(&needs, |name| match name {
+        "REQ_URL" => Some("https://token.actions.example/x?a=1".to_string()),
+        "ENV_FORM_URL" => Some("https://env-form.example:8443/t?v=2".to_string()),
+        _ => None,
     });
     let parsed = Policy::from_toml(&minimal.toml).unwrap();
     let origins: Vec<String> = parsed.origins.iter().map(Origin::to_string).collect();
     assert_eq!(
         origins,
-        ["https://api.anthropic.com", "https://token.actions.example"]
+        [
+            "https://api.anthropic.com",
+            "https://token.actions.example",
+            "https://env-form.example:8443"
+        ],
+        "`${{env.NAME}}` is resolved as `NAME`"
     );
     assert_eq!(parsed.env, ["REQ_URL", "REQ_TOKEN"]);
     assert_eq!(parsed.files, [PathBuf::from("/var/run/secrets/token")]);

@@ -10,13 +10,13 @@ use super::{
     DEFAULT_PROFILE, ENV_CONFIG_DIR, ENV_PROFILE, ProfileError, active_config, config_dir,
     config_path, validate_name,
 };
-use crate::config_file::{self, ConfigFileError};
+use crate::config_file::{self, ConfigFileError, LocatedAuth};
 
 /// The `auth` block to use and where it came from.
 #[derive(Debug, Clone)]
 pub struct Input {
-    /// The JSON text of the `auth` block.
-    pub auth: String,
+    /// The `auth` block, with its place in an agent config (for messages).
+    pub auth: LocatedAuth,
     /// Where it came from.
     pub origin: Origin,
 }
@@ -75,7 +75,10 @@ pub fn resolve_input(
     }
     if let Some(auth) = config_file::auth_from_sdk_env(&env)? {
         return Ok(Input {
-            auth: auth.to_string(),
+            auth: LocatedAuth {
+                auth,
+                location: None,
+            },
             origin: Origin::Environment,
         });
     }
@@ -111,7 +114,10 @@ pub fn read_profile(
     let document = read_profile_document(&path, name)?;
     let auth = profile_auth(&path, name, document, env)?;
     Ok(Input {
-        auth: auth.to_string(),
+        auth: LocatedAuth {
+            auth,
+            location: None,
+        },
         origin: Origin::Profile(path),
     })
 }

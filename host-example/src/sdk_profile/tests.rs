@@ -41,7 +41,7 @@ fn federation_profile(rule: &str) -> Value {
 }
 
 fn auth(input: &Input) -> Value {
-    serde_json::from_str(&input.auth).unwrap()
+    input.auth.auth.clone()
 }
 
 fn dir_env(dir: &Path) -> Vec<(&'static str, String)> {
