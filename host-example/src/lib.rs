@@ -35,6 +35,8 @@ pub mod config_file;
 pub mod error;
 pub mod local_file;
 pub mod loopback;
+pub mod net;
+pub mod origin;
 pub mod policy;
 pub mod private_dir;
 pub mod provider;

@@ -6,6 +6,7 @@
 //! every diagnostic goes to stderr.
 
 mod demo;
+mod doctor;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ enum Command {
     Check(ConfigArgs),
     /// Print the minimal policy a config needs (TOML).
     Policy(ConfigArgs),
+    /// Check every origin, file, variable and command a config needs: DNS,
+    /// proxy, TCP, TLS, HTTP, existence and grants (never contents).
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(clap::Args)]
@@ -170,6 +174,7 @@ fn main() -> ExitCode {
         Command::Token(args) => token(&args),
         Command::Check(args) => check(&args),
         Command::Policy(args) => policy(&args),
+        Command::Doctor(args) => doctor::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
