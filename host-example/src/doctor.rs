@@ -216,17 +216,20 @@ fn tunnel(stream: &mut TcpStream, proxy: &ProxyUrl, origin: &Origin) -> Result<(
 fn check_tls(mut stream: TcpStream, origin: &Origin, policy: &Policy) -> Result<(), String> {
     let seen = Arc::new(Mutex::new(None));
     let recorder = seen.clone();
-    let config = tls::client_config_with(&policy.ca_files, move |inner| -> Arc<dyn ServerCertVerifier> {
-        Arc::new(Recording {
-            inner,
-            leaf: recorder,
-        })
-    })?;
+    let config = tls::client_config_with(
+        &policy.ca_files,
+        move |inner| -> Arc<dyn ServerCertVerifier> {
+            Arc::new(Recording {
+                inner,
+                leaf: recorder,
+            })
+        },
+    )?;
     let bare = origin.host.trim_start_matches('[').trim_end_matches(']');
     let name = ServerName::try_from(bare.to_string())
         .map_err(|_| format!("TLS: {} is not a valid server name", origin.host))?;
-    let mut connection = rustls::ClientConnection::new(config, name)
-        .map_err(|e| format!("TLS: {e}"))?;
+    let mut connection =
+        rustls::ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
     let result = connection.complete_io(&mut stream);
     if let Some(leaf) = seen.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
         print_leaf(leaf);
@@ -348,7 +351,12 @@ fn check_local(needs: &Requirements, policy: &Policy, findings: &mut Findings) {
     }
     for argv in &needs.commands {
         let found = argv.first().is_some_and(|program| on_path(program));
-        report(&argv.join(" "), found, policy.allows_command(argv), findings);
+        report(
+            &argv.join(" "),
+            found,
+            policy.allows_command(argv),
+            findings,
+        );
     }
 }
 
@@ -370,7 +378,6 @@ fn on_path(program: &str) -> bool {
     if program.contains('/') {
         return Path::new(program).is_file();
     }
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }

@@ -33,9 +33,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use crate::origin::Origin;
 use crate::net::proxy::{ProxySetting, ProxyUrl};
 use crate::net::tls;
+pub use crate::origin::Origin;
 use crate::requirements::Requirements;
 
 /// Why a policy could not be loaded.

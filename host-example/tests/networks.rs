@@ -118,7 +118,10 @@ fn a_private_ca_in_ca_files_is_trusted_for_the_token_endpoint_and_the_identity_u
         "response_field": "value",
     });
     let minted = provider
-        .get_token(&config(&format!("https://localhost:{}", token.port()), source))
+        .get_token(&config(
+            &format!("https://localhost:{}", token.port()),
+            source,
+        ))
         .unwrap();
     assert_eq!(minted.token.expose(), "sk-ant-oat01-demo-1");
     assert_eq!(identity.requests().len(), 1);
@@ -139,7 +142,12 @@ fn certificate_failures_each_say_what_happened_and_reach_no_handler() {
                 token_endpoint(3600),
             ),
             ca_files_line(&ca_file),
-            &["unknown issuer", "SSL_CERT_FILE", "ca_files", "TLS-inspecting proxy"],
+            &[
+                "unknown issuer",
+                "SSL_CERT_FILE",
+                "ca_files",
+                "TLS-inspecting proxy",
+            ],
         ),
         (
             "wrong name",
@@ -162,7 +170,11 @@ fn certificate_failures_each_say_what_happened_and_reach_no_handler() {
         for words in expected {
             assert!(error.contains(words), "{case}: `{words}` not in: {error}");
         }
-        assert_eq!(server.requests().len(), 0, "{case}: a request reached the handler");
+        assert_eq!(
+            server.requests().len(),
+            0,
+            "{case}: a request reached the handler"
+        );
     }
 }
 
@@ -171,7 +183,9 @@ fn a_private_ca_is_unknown_without_ca_files_or_ssl_cert_file() {
     let setup = Setup::new();
     let server = setup.server(&["localhost"], Validity::Current);
     let origin = format!("https://localhost:{}", server.port());
-    let error = setup.token(&setup.policy(&origin, ""), &origin).unwrap_err();
+    let error = setup
+        .token(&setup.policy(&origin, ""), &origin)
+        .unwrap_err();
     assert!(error.contains("unknown issuer"), "{error}");
     assert!(server.requests().is_empty());
 }
@@ -208,7 +222,14 @@ fn ssl_cert_file_replaces_the_system_roots_for_wif_host() {
     let dir = setup.dir.path();
     let config = write(dir, "config.json", &setup.file_config(&origin));
     let policy = write(dir, "policy.toml", &setup.policy(&origin, ""));
-    let args = ["token", "--no-cache", "--config", &config, "--policy", &policy];
+    let args = [
+        "token",
+        "--no-cache",
+        "--config",
+        &config,
+        "--policy",
+        &policy,
+    ];
 
     let untrusted = wif_host(&args, &[], dir);
     assert!(!untrusted.status.success());
@@ -252,7 +273,14 @@ fn https_proxy_from_the_environment_carries_percent_decoded_credentials_on_conne
     );
     let proxy_url = format!("http://corp%40user:pa%3Ass@127.0.0.1:{}", proxy.port());
     let out = wif_host(
-        &["token", "--no-cache", "--config", &config, "--policy", &policy],
+        &[
+            "token",
+            "--no-cache",
+            "--config",
+            &config,
+            "--policy",
+            &policy,
+        ],
         &[
             ("https_proxy", proxy_url),
             ("no_proxy", " other.test , 10.0.0.0/8 ".into()),
@@ -261,7 +289,10 @@ fn https_proxy_from_the_environment_carries_percent_decoded_credentials_on_conne
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sk-ant-oat01-demo-1");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "sk-ant-oat01-demo-1"
+    );
     let seen = proxy.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(
@@ -283,11 +314,16 @@ fn a_pinned_proxy_tunnels_and_loopback_bypasses_it() {
     let proxy = tunnel(Some("svc:s3cret-proxy-pass"));
     let pinned = format!(
         "{ca}\nproxy = {}",
-        q(format!("http://svc:s3cret-proxy-pass@127.0.0.1:{}", proxy.port()))
+        q(format!(
+            "http://svc:s3cret-proxy-pass@127.0.0.1:{}",
+            proxy.port()
+        ))
     );
     let origin = format!("https://{PROXIED}:{}", proxied_server.port());
     assert_eq!(
-        setup.token(&setup.policy(&origin, &pinned), &origin).unwrap(),
+        setup
+            .token(&setup.policy(&origin, &pinned), &origin)
+            .unwrap(),
         "sk-ant-oat01-demo-1"
     );
     assert_eq!(proxy.seen().len(), 1);
@@ -309,7 +345,11 @@ fn proxy_refusals_and_a_proxy_that_is_down_name_the_proxy_but_not_its_credential
     let forbids = ConnectProxy::start(ProxyMode::Refuse(403));
     let down = closed_port();
     let cases = [
-        (needs_auth.port(), "svc:wrong-pass@", "407 Proxy Authentication Required"),
+        (
+            needs_auth.port(),
+            "svc:wrong-pass@",
+            "407 Proxy Authentication Required",
+        ),
         (needs_auth.port(), "", "put credentials in the proxy URL"),
         (forbids.port(), "svc:wrong-pass@", "403 Forbidden"),
         (down, "svc:wrong-pass@", "is unreachable"),
@@ -327,7 +367,10 @@ fn proxy_refusals_and_a_proxy_that_is_down_name_the_proxy_but_not_its_credential
             error.contains(&format!("proxy http://127.0.0.1:{port}")),
             "{error}"
         );
-        assert!(!error.contains("wrong-pass") && !error.contains("svc"), "{error}");
+        assert!(
+            !error.contains("wrong-pass") && !error.contains("svc"),
+            "{error}"
+        );
     }
     assert_eq!(server.requests().len(), 0);
 }
@@ -345,7 +388,11 @@ fn doctor_reports_dns_tcp_tls_and_http_for_each_origin_and_the_grants() {
 
     let healthy = wif_host(&args, &[("SSL_CERT_FILE", ca.clone())], dir);
     let stdout = String::from_utf8_lossy(&healthy.stdout);
-    assert!(healthy.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&healthy.stderr));
+    assert!(
+        healthy.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
     for expected in [
         &format!("origin {origin}"),
         "granted: yes",
@@ -360,21 +407,41 @@ fn doctor_reports_dns_tcp_tls_and_http_for_each_origin_and_the_grants() {
     ] {
         assert!(stdout.contains(expected), "`{expected}` not in:\n{stdout}");
     }
-    assert!(stdout.contains("TLSv1_3") || stdout.contains("TLSv1_2"), "{stdout}");
-    assert!(!stdout.contains(JWT), "doctor printed the token file's contents");
+    assert!(
+        stdout.contains("TLSv1_3") || stdout.contains("TLSv1_2"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(JWT),
+        "doctor printed the token file's contents"
+    );
     let requests = server.requests();
     assert_eq!(requests.len(), 1, "only the HTTP check reaches the server");
-    assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("GET", "/"));
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("GET", "/")
+    );
     assert!(requests[0].header("authorization").is_none());
 
     let untrusted = wif_host(&args, &[], dir);
     let stdout = String::from_utf8_lossy(&untrusted.stdout);
     assert_eq!(untrusted.status.code(), Some(5), "{stdout}");
     assert!(stdout.contains("unknown issuer"), "{stdout}");
-    assert!(stdout.contains("certificate issuer: CN=Corp Inspecting Proxy CA"), "{stdout}");
-    assert_eq!(server.requests().len(), 1, "no request after a failed handshake");
+    assert!(
+        stdout.contains("certificate issuer: CN=Corp Inspecting Proxy CA"),
+        "{stdout}"
+    );
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "no request after a failed handshake"
+    );
 
-    let stingy = write(dir, "stingy.toml", &format!("[http]\nallow_origins = [{}]\n", q(&origin)));
+    let stingy = write(
+        dir,
+        "stingy.toml",
+        &format!("[http]\nallow_origins = [{}]\n", q(&origin)),
+    );
     let denied = wif_host(
         &["doctor", "--config", &config, "--policy", &stingy],
         &[("SSL_CERT_FILE", ca)],
@@ -383,7 +450,10 @@ fn doctor_reports_dns_tcp_tls_and_http_for_each_origin_and_the_grants() {
     let stdout = String::from_utf8_lossy(&denied.stdout);
     assert_eq!(denied.status.code(), Some(4), "{stdout}");
     assert!(
-        stdout.contains(&format!("{}: present, NOT GRANTED", setup.token_file.display())),
+        stdout.contains(&format!(
+            "{}: present, NOT GRANTED",
+            setup.token_file.display()
+        )),
         "{stdout}"
     );
 }

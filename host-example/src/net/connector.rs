@@ -10,19 +10,19 @@ use rustls::{ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
-    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, LazyBuffers,
-    NextTimeout, SocksConnector, TcpConnector, Transport, TransportAdapter,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout,
+    SocksConnector, TcpConnector, Transport, TransportAdapter,
 };
 
 use super::tls::LazyClientConfig;
 
 /// An agent whose TLS is ours; `config` carries the proxy and timeouts.
 pub(super) fn agent(config: ureq::config::Config, tls: Arc<LazyClientConfig>) -> ureq::Agent {
-    let chain = ()
-        .chain(SocksConnector::default())
-        .chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
-        .chain(TlsConnector { tls });
+    let chain =
+        ().chain(SocksConnector::default())
+            .chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(TlsConnector { tls });
     ureq::Agent::with_parts(config, chain, DefaultResolver::default())
 }
 

@@ -49,10 +49,14 @@ pub fn explain_tls(error: &rustls::Error, origin: &Origin) -> String {
                  set SSL_CERT_FILE to a PEM bundle that includes it, or add it to the policy's [http] ca_files"
             ),
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!("TLS: the certificate presented by {host} is not valid for the name {host} (name mismatch)")
+                format!(
+                    "TLS: the certificate presented by {host} is not valid for the name {host} (name mismatch)"
+                )
             }
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                format!("TLS: the certificate of {host} has expired (or this machine's clock is wrong)")
+                format!(
+                    "TLS: the certificate of {host} has expired (or this machine's clock is wrong)"
+                )
             }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!(
                 "TLS: the certificate of {host} is not valid yet (or this machine's clock is wrong)"
@@ -94,7 +98,12 @@ pub(crate) fn unwrap_rustls(error: std::io::Error) -> ureq::Error {
 }
 
 /// Explains a failed request to `origin`, sent by `route`.
-pub fn explain(error: &ureq::Error, origin: &Origin, route: &Route, timeout: Duration) -> Explained {
+pub fn explain(
+    error: &ureq::Error,
+    origin: &Origin,
+    route: &Route,
+    timeout: Duration,
+) -> Explained {
     let proxy = match route {
         Route::Proxy { proxy, .. } => Some(proxy),
         Route::Direct(_) => None,
@@ -105,7 +114,9 @@ pub fn explain(error: &ureq::Error, origin: &Origin, route: &Route, timeout: Dur
     };
     match error {
         ureq::Error::Timeout(_) => timed_out(),
-        ureq::Error::Io(e) if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock => {
+        ureq::Error::Io(e)
+            if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock =>
+        {
             timed_out()
         }
         ureq::Error::BodyExceedsLimit(limit) => Explained {
@@ -139,10 +150,7 @@ pub fn explain(error: &ureq::Error, origin: &Origin, route: &Route, timeout: Dur
         },
         ureq::Error::ConnectionFailed | ureq::Error::Io(_) if is_connect_failure(error) => {
             match proxy {
-                Some(proxy) => failed(format!(
-                    "proxy {proxy} is unreachable ({})",
-                    io_kind(error)
-                )),
+                Some(proxy) => failed(format!("proxy {proxy} is unreachable ({})", io_kind(error))),
                 None => failed(format!("cannot connect to {origin} ({})", io_kind(error))),
             }
         }

@@ -79,9 +79,9 @@ impl HttpClient {
             return Ok(agent.clone());
         }
         let ureq_proxy = match (&key, proxy) {
-            (Some(url), Some(shown)) => Some(
-                ureq::Proxy::new(url).map_err(|_| format!("proxy {shown} is not usable"))?,
-            ),
+            (Some(url), Some(shown)) => {
+                Some(ureq::Proxy::new(url).map_err(|_| format!("proxy {shown} is not usable"))?)
+            }
             _ => None,
         };
         let config = ureq::Agent::config_builder()

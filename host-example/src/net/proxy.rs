@@ -32,8 +32,8 @@ impl ProxyUrl {
         } else {
             format!("http://{text}")
         };
-        let url = url::Url::parse(&with_scheme)
-            .map_err(|e| format!("is not a valid proxy URL ({e})"))?;
+        let url =
+            url::Url::parse(&with_scheme).map_err(|e| format!("is not a valid proxy URL ({e})"))?;
         if !PROXY_SCHEMES.contains(&url.scheme()) {
             return Err(format!(
                 "has scheme `{}`; a proxy is `http://`, `https://`, `socks5://` or `socks5h://`",
@@ -44,7 +44,9 @@ impl ProxyUrl {
             return Err("has no host; write e.g. `http://proxy.example.com:3128`".into());
         }
         if (url.path() != "/" && !url.path().is_empty()) || url.query().is_some() {
-            return Err("has a path or query; a proxy is `scheme://[user:password@]host:port`".into());
+            return Err(
+                "has a path or query; a proxy is `scheme://[user:password@]host:port`".into(),
+            );
         }
         Ok(ProxyUrl { url })
     }
@@ -224,7 +226,9 @@ pub fn select(
         ));
     }
     match setting {
-        ProxySetting::None => Ok(Route::Direct("the policy sets http.proxy = \"none\"".into())),
+        ProxySetting::None => Ok(Route::Direct(
+            "the policy sets http.proxy = \"none\"".into(),
+        )),
         ProxySetting::Pinned(proxy) => Ok(Route::Proxy {
             proxy: proxy.clone(),
             source: "http.proxy (policy)",
@@ -248,7 +252,9 @@ fn from_env(env: &ProxyEnv, destination: &Origin) -> Result<Route, RouteError> {
     if let Some((list_name, list)) = env.first(&["no_proxy", "NO_PROXY"])
         && let Some(entry) = no_proxy_match(list, destination)
     {
-        return Ok(Route::Direct(format!("{list_name} entry `{entry}` matches")));
+        return Ok(Route::Direct(format!(
+            "{list_name} entry `{entry}` matches"
+        )));
     }
     let proxy = ProxyUrl::parse(value).map_err(|problem| RouteError { variable, problem })?;
     Ok(Route::Proxy {
@@ -326,7 +332,10 @@ fn split_port(entry: &str) -> (&str, Option<u16>) {
     if let Some(rest) = entry.strip_prefix('[')
         && let Some((address, after)) = rest.split_once(']')
     {
-        return (address, after.strip_prefix(':').and_then(|p| p.parse().ok()));
+        return (
+            address,
+            after.strip_prefix(':').and_then(|p| p.parse().ok()),
+        );
     }
     match entry.rsplit_once(':') {
         Some((pattern, port)) if !pattern.contains(':') => match port.parse() {

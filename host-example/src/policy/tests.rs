@@ -344,11 +344,18 @@ fn proxy_is_env_none_or_a_url_and_says_what_to_write() {
         Policy::from_toml("[http]\nproxy = \"none\"").unwrap().proxy,
         ProxySetting::None
     );
-    let pinned = Policy::from_toml("[http]\nproxy = \"http://u:secret-pw@proxy.corp:3128\"").unwrap();
-    assert!(matches!(&pinned.proxy, ProxySetting::Pinned(p) if p.to_string() == "http://proxy.corp:3128"));
+    let pinned =
+        Policy::from_toml("[http]\nproxy = \"http://u:secret-pw@proxy.corp:3128\"").unwrap();
+    assert!(
+        matches!(&pinned.proxy, ProxySetting::Pinned(p) if p.to_string() == "http://proxy.corp:3128")
+    );
     assert!(!format!("{pinned:?}").contains("secret-pw"));
     invalid_at("[http]\nproxy = \"direct\"", "http.proxy", "\"none\"");
-    invalid_at("[http]\nproxy = \"ftp://u:secret-pw@p:1\"", "http.proxy", "socks5h://");
+    invalid_at(
+        "[http]\nproxy = \"ftp://u:secret-pw@p:1\"",
+        "http.proxy",
+        "socks5h://",
+    );
     let err = Policy::from_toml("[http]\nproxy = \"ftp://u:secret-pw@p:1\"")
         .err()
         .unwrap()
@@ -358,7 +365,11 @@ fn proxy_is_env_none_or_a_url_and_says_what_to_write() {
 
 #[test]
 fn ca_files_must_be_absolute_readable_pem_certificates() {
-    invalid_at("[http]\nca_files = [\"ca.pem\"]", "http.ca_files[0]", "absolute");
+    invalid_at(
+        "[http]\nca_files = [\"ca.pem\"]",
+        "http.ca_files[0]",
+        "absolute",
+    );
     invalid_at(
         "[http]\nca_files = [\"/nonexistent/ca.pem\"]",
         "http.ca_files[0]",

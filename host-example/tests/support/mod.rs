@@ -67,9 +67,7 @@ impl TestCa {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names[0]);
+        params.distinguished_name.push(DnType::CommonName, names[0]);
         match validity {
             Validity::Current => {
                 params.not_before = date_time_ymd(2020, 1, 1);
@@ -337,11 +335,14 @@ fn serve_proxy(mut client: TcpStream, mode: &ProxyMode, seen: &Mutex<Vec<Connect
 
 /// Standard base64, for the expected `Proxy-Authorization`.
 pub fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -35,12 +35,18 @@ fn https_urls_read_https_proxy_lowercase_first_then_all_proxy() {
         proxied_by(&ProxySetting::Env, &both, "https://api.example.com"),
         Some(("http://lower:1".into(), "https_proxy"))
     );
-    let upper = env(&[("HTTPS_PROXY", "http://upper:2"), ("ALL_PROXY", "http://all:3")]);
+    let upper = env(&[
+        ("HTTPS_PROXY", "http://upper:2"),
+        ("ALL_PROXY", "http://all:3"),
+    ]);
     assert_eq!(
         proxied_by(&ProxySetting::Env, &upper, "https://api.example.com"),
         Some(("http://upper:2".into(), "HTTPS_PROXY"))
     );
-    let all = env(&[("all_proxy", "socks5h://all:3"), ("ALL_PROXY", "http://other:4")]);
+    let all = env(&[
+        ("all_proxy", "socks5h://all:3"),
+        ("ALL_PROXY", "http://other:4"),
+    ]);
     assert_eq!(
         proxied_by(&ProxySetting::Env, &all, "https://api.example.com"),
         Some(("socks5h://all:3".into(), "all_proxy"))
@@ -50,7 +56,10 @@ fn https_urls_read_https_proxy_lowercase_first_then_all_proxy() {
 #[test]
 fn http_urls_read_lowercase_http_proxy_only() {
     let upper = env(&[("HTTP_PROXY", "http://cgi:1")]);
-    assert_eq!(proxied_by(&ProxySetting::Env, &upper, "http://10.1.2.3"), None);
+    assert_eq!(
+        proxied_by(&ProxySetting::Env, &upper, "http://10.1.2.3"),
+        None
+    );
     let lower = env(&[("http_proxy", "http://p:1"), ("https_proxy", "http://s:2")]);
     assert_eq!(
         proxied_by(&ProxySetting::Env, &lower, "http://10.1.2.3"),
@@ -100,7 +109,11 @@ fn no_proxy_forms() {
         (".example.com", "https://example.com", true),
         ("example.com", "https://notexample.com", false),
         ("EXAMPLE.com", "https://Api.Example.COM", true),
-        ("  other.org ,  example.com  ", "https://api.example.com", true),
+        (
+            "  other.org ,  example.com  ",
+            "https://api.example.com",
+            true,
+        ),
         ("other.org,,", "https://api.example.com", false),
         ("10.1.2.3", "https://10.1.2.3", true),
         ("10.1.2.3", "https://10.1.2.4", false),
@@ -145,12 +158,22 @@ fn no_proxy_reads_lowercase_first_and_says_which_entry_matched() {
 
 #[test]
 fn proxy_urls_parse_as_curl_reads_them() {
-    assert_eq!(ProxyUrl::parse("proxy.corp:3128").unwrap().to_string(), "http://proxy.corp:3128");
+    assert_eq!(
+        ProxyUrl::parse("proxy.corp:3128").unwrap().to_string(),
+        "http://proxy.corp:3128"
+    );
     assert_eq!(ProxyUrl::parse("http://proxy.corp").unwrap().port(), 80);
     assert_eq!(ProxyUrl::parse("https://proxy.corp").unwrap().port(), 443);
     assert_eq!(ProxyUrl::parse("socks5://proxy.corp").unwrap().port(), 1080);
-    assert_eq!(ProxyUrl::parse("socks5h://proxy.corp:9").unwrap().scheme(), "socks5h");
-    assert!(ProxyUrl::parse("socks4://proxy.corp").unwrap_err().contains("socks5h"));
+    assert_eq!(
+        ProxyUrl::parse("socks5h://proxy.corp:9").unwrap().scheme(),
+        "socks5h"
+    );
+    assert!(
+        ProxyUrl::parse("socks4://proxy.corp")
+            .unwrap_err()
+            .contains("socks5h")
+    );
     assert!(ProxyUrl::parse("http://proxy.corp/path").is_err());
     assert!(ProxyUrl::parse("http://").is_err());
 }
@@ -159,8 +182,14 @@ fn proxy_urls_parse_as_curl_reads_them() {
 fn proxy_credentials_never_show() {
     let proxy = ProxyUrl::parse("http://us%40er:p%3Ass-w0rd@proxy.corp:3128").unwrap();
     assert!(proxy.has_credentials());
-    let shown = format!("{proxy} {proxy:?} {:?}", ProxySetting::Pinned(proxy.clone()));
-    assert!(!shown.contains("w0rd") && !shown.contains("us%40er"), "{shown}");
+    let shown = format!(
+        "{proxy} {proxy:?} {:?}",
+        ProxySetting::Pinned(proxy.clone())
+    );
+    assert!(
+        !shown.contains("w0rd") && !shown.contains("us%40er"),
+        "{shown}"
+    );
     assert!(shown.contains("proxy.corp:3128"));
     assert!(proxy.expose().contains("p%3Ass-w0rd"));
     use base64::Engine;
@@ -168,7 +197,10 @@ fn proxy_credentials_never_show() {
         proxy.basic_credentials(),
         Some(base64::engine::general_purpose::STANDARD.encode("us@er:p:ss-w0rd"))
     );
-    assert_eq!(ProxyUrl::parse("http://p:1").unwrap().basic_credentials(), None);
+    assert_eq!(
+        ProxyUrl::parse("http://p:1").unwrap().basic_credentials(),
+        None
+    );
     let e = env(&[("https_proxy", "http://user:s3cret@p:1")]);
     assert!(!format!("{e:?}").contains("s3cret"));
     let bad = env(&[("https_proxy", "ftp://user:s3cret@p:1")]);
