@@ -36,6 +36,8 @@ pub mod error;
 pub mod gateway;
 pub mod local_file;
 pub mod loopback;
+pub mod net;
+pub mod origin;
 pub mod policy;
 pub mod private_dir;
 pub mod provider;

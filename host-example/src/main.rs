@@ -6,6 +6,7 @@
 //! every diagnostic goes to stderr.
 
 mod demo;
+mod doctor;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ enum Command {
     /// A local authenticating gateway for clients that only take a base URL:
     /// forwards /v1/* to the config's base_url with the token.
     Proxy(ProxyArgs),
+    /// Check every origin, file, variable and command a config needs: DNS,
+    /// proxy, TCP, TLS, HTTP, existence and grants (never contents).
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(clap::Args)]
@@ -251,6 +255,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => policy(&args),
         Command::Sync(args) => sync(&args),
         Command::Proxy(args) => proxy(&args),
+        Command::Doctor(args) => doctor::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

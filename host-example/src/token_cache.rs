@@ -86,6 +86,8 @@ fn feed_policy(hash: &mut Sha256, policy: PolicyInEffect) {
         origins,
         http_timeout,
         max_body_bytes,
+        ca_files,
+        proxy,
         commands,
         command_timeout,
         max_output_bytes,
@@ -99,11 +101,13 @@ fn feed_policy(hash: &mut Sha256, policy: PolicyInEffect) {
     };
     hash.update(b"given");
     fields(hash, env.iter().map(|name| name.as_bytes()));
-    for paths in [files, file_prefixes] {
+    for paths in [files, file_prefixes, ca_files] {
         fields(hash, paths.iter().map(|p| p.as_os_str().as_encoded_bytes()));
     }
     let origins: Vec<String> = origins.iter().map(ToString::to_string).collect();
     fields(hash, origins.iter().map(|o| o.as_bytes()));
+    // The proxy's Debug form names it without its credentials.
+    field(hash, format!("{proxy:?}").as_bytes());
     hash.update((commands.len() as u64).to_be_bytes());
     for argv in commands {
         fields(hash, argv.iter().map(|arg| arg.as_bytes()));

@@ -26,7 +26,7 @@ use crate::policy::Policy;
 pub struct WifCtx {
     policy: Policy,
     clock: Arc<dyn Clock>,
-    agent: ureq::Agent,
+    http: crate::net::HttpClient,
 }
 
 impl WifCtx {
@@ -69,11 +69,11 @@ impl WifCtxBuilder {
 
     /// The context.
     pub fn build(self) -> WifCtx {
-        let agent = http::agent(&self.policy);
+        let http = http::client(&self.policy);
         WifCtx {
             policy: self.policy,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            agent,
+            http,
         }
     }
 }
@@ -127,7 +127,7 @@ impl caps::Host for WifView<'_> {
 
     fn http_fetch(&mut self, request: HttpRequest) -> Result<HttpResponse, CapError> {
         self.timed("http-fetch", |ctx| {
-            http::fetch(&ctx.policy, &ctx.agent, request)
+            http::fetch(&ctx.policy, &ctx.http, request)
         })
     }
 
