@@ -39,6 +39,7 @@ pub mod policy;
 pub mod private_dir;
 pub mod provider;
 pub mod requirements;
+pub mod shell;
 pub mod token;
 pub mod token_cache;
 

@@ -44,9 +44,41 @@ pub struct AccessToken {
 /// include.
 pub const OAUTH_BETA: &str = "oauth-2025-04-20";
 
+impl AccessToken {
+    /// Whether the token is an RFC 6750 `b64token`
+    /// (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`), the
+    /// only form the component hands out. A token read from elsewhere (a
+    /// cache file, another component) is checked again before it is printed,
+    /// so that no quote, white space, line break or control character of it
+    /// can reach a shell or a terminal.
+    pub fn is_b64token(&self) -> bool {
+        let body = self.token.expose().trim_end_matches('=');
+        !body.is_empty()
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_b64tokens_pass() {
+        let token = |value: &str| AccessToken {
+            token: Secret::new(value),
+            token_type: "Bearer",
+            expires_at: 2,
+            refresh_after: 1,
+        };
+        for good in ["sk-ant-oat01-Ab_9~+/.x", "abc==", "a"] {
+            assert!(token(good).is_b64token(), "{good:?}");
+        }
+        for bad in ["", "=", "a=b", "x'; touch INJECTED; echo '", "a\nb", "a b", "a\u{1b}"] {
+            assert!(!token(bad).is_b64token(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn debug_never_prints_the_token() {
