@@ -276,10 +276,7 @@ fn url_source(source: &Map<String, Value>) -> Result<IdentitySource, Error> {
     let url = required_string(source, SOURCE, "url")?;
     let url_field = path(SOURCE, "url");
     expand::variables(&url).map_err(|e| Error::config(&url_field, e.0))?;
-    let starts_with_reference = url.starts_with("${");
-    if !starts_with_reference {
-        origin::origin(&url).map_err(|e| Error::config(&url_field, e))?;
-    }
+    origin::check_template(&url).map_err(|e| Error::config(&url_field, e))?;
     let headers_field = path(SOURCE, "headers");
     let headers = match source.get("headers") {
         None => Vec::new(),

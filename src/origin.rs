@@ -36,6 +36,21 @@ pub(crate) fn origin(url: &str) -> Result<String, String> {
     })
 }
 
+/// Checks a `url` source as written: its whole [`origin`] when no `${VAR}`
+/// reference stands in its scheme, host or port, otherwise only its
+/// characters (the URL it expands to is checked in full before any fetch).
+pub(crate) fn check_template(url: &str) -> Result<(), String> {
+    let head_len = match url.split_once("://") {
+        Some((scheme, rest)) => scheme.len() + 3 + rest.find(['/', '?', '#']).unwrap_or(rest.len()),
+        None => url.len(),
+    };
+    if crate::expand::has_reference(&url[..head_len]) {
+        check_characters(url)
+    } else {
+        origin(url).map(drop)
+    }
+}
+
 /// Refuses the characters a WHATWG parser strips or reads as something
 /// else anywhere in a URL.
 fn check_characters(url: &str) -> Result<(), String> {
@@ -54,7 +69,7 @@ fn check_characters(url: &str) -> Result<(), String> {
 /// Accepts a host spelled the one way a WHATWG parser leaves it unchanged:
 /// an IPv6 address in its canonical form, four decimal IPv4 numbers, or an
 /// ASCII name of letters, digits, `-`, `_` and `.` that does not end in a
-/// number.
+/// number and has no `xn--` (punycode) label.
 fn check_host(host: &str) -> Result<(), String> {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return match inner.parse::<std::net::Ipv6Addr>() {
@@ -71,7 +86,14 @@ fn check_host(host: &str) -> Result<(), String> {
     {
         return Err(
             "has a host with characters other than letters, digits, `-`, `_` and `.` \
-             (write international names in their `xn--` form, and nothing percent-encoded)"
+             (nothing percent-encoded or non-ASCII)"
+                .into(),
+        );
+    }
+    if host.split('.').any(|label| label.starts_with("xn--")) {
+        return Err(
+            "has an internationalized (`xn--`) host name, which URL parsers decode and check; \
+             such hosts are not supported"
                 .into(),
         );
     }

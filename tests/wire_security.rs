@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -181,11 +182,7 @@ fn a_url_the_parsers_read_differently_is_refused_naming_the_field() {
     ] {
         let config = files.write("config.json", auth.to_string());
         let run = run_wif_host(
-            &[
-                "check".as_ref(),
-                "--config".as_ref(),
-                config.as_os_str(),
-            ],
+            &[OsStr::new("check"), OsStr::new("--config"), config.as_os_str()],
             &[],
         );
         assert_eq!(run.code, Some(3), "{run:?}");

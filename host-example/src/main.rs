@@ -199,6 +199,10 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
     };
     let now = SystemClock.now().as_secs();
     let cached = cache.as_ref().and_then(|cache| match cache.load(&config) {
+        Ok(Some(token)) if !token.is_b64token() => {
+            tracing::warn!("token cache entry is not an RFC 6750 token; exchanging afresh");
+            None
+        }
         Ok(token) => token,
         Err(problem) => {
             tracing::warn!(%problem, "token cache not used; exchanging afresh");

@@ -215,3 +215,24 @@ proptest! {
         prop_assert!(agrees_or_refuses(&url).is_ok(), "{}", agrees_or_refuses(&url).unwrap_err());
     }
 }
+
+#[test]
+fn templates_are_checked_as_far_as_they_are_written() {
+    for ok in [
+        "https://${HOST}/token",
+        "http://127.0.0.1:${PORT}/token",
+        "${URL}&audience=https://api.anthropic.com",
+        "https://idp.example/t?aud=${AUD}",
+    ] {
+        assert!(check_template(ok).is_ok(), "{ok}");
+    }
+    for (bad, part) in [
+        ("https://${HOST}\\evil/t", "backslash"),
+        ("${URL}\t", "white space"),
+        ("https://idp.exa%6dple/t?aud=${AUD}", "letters, digits"),
+        ("https://idp.example\\@evil/t?aud=${AUD}", "backslash"),
+    ] {
+        let error = check_template(bad).unwrap_err();
+        assert!(error.contains(part), "{bad:?}: {error}");
+    }
+}
