@@ -98,11 +98,9 @@ fn check_host(host: &str) -> Result<(), String> {
         );
     }
     if ends_in_a_number(host) && !is_dotted_decimal_ipv4(host) {
-        return Err(
-            "has a host that URL parsers read as an IPv4 address; \
+        return Err("has a host that URL parsers read as an IPv4 address; \
              write it as four decimal numbers, like `127.0.0.1`"
-                .into(),
-        );
+            .into());
     }
     Ok(())
 }

@@ -57,9 +57,7 @@ pub(crate) fn redact_credentials(text: &str) -> String {
             }
             None => out.push_str(run),
         }
-        let other_len = after
-            .find(is_token_char)
-            .unwrap_or(after.len());
+        let other_len = after.find(is_token_char).unwrap_or(after.len());
         out.push_str(&after[..other_len]);
         rest = &after[other_len..];
     }

@@ -228,7 +228,8 @@ fn url_tricks_on_the_identity_url() {
     )));
     let mut table = Table::new("identity URL (url source), http://127.0.0.1:PORT granted");
 
-    let spelled = "an IPv4 address the URL parser would rewrite is refused as written (issue 14, item 6)";
+    let spelled =
+        "an IPv4 address the URL parser would rewrite is refused as written (issue 14, item 6)";
     let cases: Vec<(&str, String, &Provider, Layer, &str)> = vec![
         (
             "userinfo: 127.0.0.1:PORT@127.0.0.2:PORT",

@@ -122,7 +122,13 @@ fn a_host_header_in_the_config_never_reaches_the_wire() {
     ));
     let provider = provider(policy);
     let url = format!("{}/oidc", identity.url());
-    for name in ["Host", "host", "Transfer-Encoding", "Content-Length", "Proxy-Authorization"] {
+    for name in [
+        "Host",
+        "host",
+        "Transfer-Encoding",
+        "Content-Length",
+        "Proxy-Authorization",
+    ] {
         let config = config(
             &tokens.url(),
             json!({"url": url, "headers": {name: "internal-admin.svc"}}),
@@ -142,7 +148,10 @@ fn a_host_header_in_the_config_never_reaches_the_wire() {
     assert!(exchanges(&tokens).is_empty());
 
     // Control: without it, the request goes out with the URL's own host.
-    let config = config(&tokens.url(), json!({"url": url, "headers": {"X-Host": "a"}}));
+    let config = config(
+        &tokens.url(),
+        json!({"url": url, "headers": {"X-Host": "a"}}),
+    );
     provider.get_token(&config).expect("a token");
     let requests = identity.requests();
     assert_eq!(requests.len(), 1);
@@ -182,7 +191,11 @@ fn a_url_the_parsers_read_differently_is_refused_naming_the_field() {
     ] {
         let config = files.write("config.json", auth.to_string());
         let run = run_wif_host(
-            &[OsStr::new("check"), OsStr::new("--config"), config.as_os_str()],
+            &[
+                OsStr::new("check"),
+                OsStr::new("--config"),
+                config.as_os_str(),
+            ],
             &[],
         );
         assert_eq!(run.code, Some(3), "{run:?}");

@@ -75,7 +75,15 @@ mod tests {
         for good in ["sk-ant-oat01-Ab_9~+/.x", "abc==", "a"] {
             assert!(token(good).is_b64token(), "{good:?}");
         }
-        for bad in ["", "=", "a=b", "x'; touch INJECTED; echo '", "a\nb", "a b", "a\u{1b}"] {
+        for bad in [
+            "",
+            "=",
+            "a=b",
+            "x'; touch INJECTED; echo '",
+            "a\nb",
+            "a b",
+            "a\u{1b}",
+        ] {
             assert!(!token(bad).is_b64token(), "{bad:?}");
         }
     }

@@ -428,7 +428,14 @@ fn transport_headers_are_refused() {
             "set by the HTTP client",
         );
     }
-    for name in ["Hostname", "X-Host", "Tea", "Proxy", "X-Proxy-Token", "Authorization"] {
+    for name in [
+        "Hostname",
+        "X-Host",
+        "Tea",
+        "Proxy",
+        "X-Proxy-Token",
+        "Authorization",
+    ] {
         assert!(
             with(|v| *source(v) = json!({"url": "https://x", "headers": {name: "v"}})).is_ok(),
             "{name} is an ordinary header"

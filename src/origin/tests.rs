@@ -162,7 +162,10 @@ fn the_review_s_backslash_url_is_refused_with_its_reason() {
         let error = origin(url).unwrap_err();
         assert!(error.contains(part), "{url:?}: {error}");
     }
-    assert_eq!(origin("http://127.0.0.1:0080/x").unwrap(), "http://127.0.0.1");
+    assert_eq!(
+        origin("http://127.0.0.1:0080/x").unwrap(),
+        "http://127.0.0.1"
+    );
 }
 
 /// A piece of a URL authority, tricky or plain.

@@ -59,7 +59,11 @@ fn transport_headers_are_refused_before_any_connection() {
         ("Proxy-Authorization", "Basic eA=="),
         ("PROXY-CONNECTION", "keep-alive"),
     ] {
-        match fetch(&policy, &agent, get(port, &[("accept", "*/*"), (name, value)])) {
+        match fetch(
+            &policy,
+            &agent,
+            get(port, &[("accept", "*/*"), (name, value)]),
+        ) {
             Err(CapError::Denied(detail)) => {
                 assert!(detail.contains(name), "{name}: {detail}");
                 assert!(detail.contains("set by the HTTP client"), "{detail}");
@@ -68,7 +72,12 @@ fn transport_headers_are_refused_before_any_connection() {
             other => panic!("{name}: expected a denial, got {other:?}"),
         }
     }
-    for (name, value) in [("Bad Name", "v"), ("A:B", "v"), ("", "v"), ("X", "a\r\nHost: b")] {
+    for (name, value) in [
+        ("Bad Name", "v"),
+        ("A:B", "v"),
+        ("", "v"),
+        ("X", "a\r\nHost: b"),
+    ] {
         match fetch(&policy, &agent, get(port, &[(name, value)])) {
             Err(CapError::Failed(detail)) => assert!(detail.contains("header"), "{detail}"),
             other => panic!("{name:?}: expected a failure, got {other:?}"),
@@ -86,7 +95,11 @@ fn ordinary_headers_reach_the_server() {
         &agent(&policy),
         get(
             server.port(),
-            &[("Authorization", "bearer x"), ("X-Host", "y"), ("Proxy", "z")],
+            &[
+                ("Authorization", "bearer x"),
+                ("X-Host", "y"),
+                ("Proxy", "z"),
+            ],
         ),
     )
     .expect("an answer");
