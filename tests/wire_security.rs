@@ -117,7 +117,7 @@ fn a_host_header_in_the_config_never_reaches_the_wire() {
     let identity = RawServer::start(|stream, _| respond(stream, 200, &[], JWT.as_bytes()));
     let tokens = token_server();
     let policy = policy(&format!(
-        "[http]\nallow_origins = [{}]\n",
+        "[http]\nallow_origins = {}\n",
         q_list(&[identity.url(), tokens.url()])
     ));
     let provider = provider(policy);
