@@ -51,6 +51,7 @@ fn eval_in_shell(dir: &Path, config: &Path, policy: &Path) -> String {
         .arg(policy)
         .current_dir(dir)
         .env("XDG_CACHE_HOME", cache.path())
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
         .stdin(Stdio::null())
         .output()
         .expect("running sh");
