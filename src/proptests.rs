@@ -247,6 +247,7 @@ proptest! {
             Ok(issued) => {
                 let token = issued.token.expose();
                 prop_assert!(!token.is_empty() && token.trim() == token);
+                prop_assert!(crate::token::is_b64token(token), "{:?}", token);
                 prop_assert!(issued.expires_in_secs > 0);
             }
             Err(error) => {

@@ -44,6 +44,7 @@ pub mod provider;
 pub mod requirements;
 pub mod sdk_profile;
 pub mod sync;
+pub mod shell;
 pub mod token;
 pub mod token_cache;
 

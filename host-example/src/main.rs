@@ -22,7 +22,7 @@ use anthropic_wif_host::sync::{self, Stop, SyncError};
 use anthropic_wif_host::token_cache::{PolicyInEffect, TokenCache};
 use anthropic_wif_host::{
     AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
-    private_dir,
+    private_dir, shell,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -321,8 +321,7 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
         });
     if let Some(token) = cached.as_ref().filter(|t| now < t.refresh_after) {
         tracing::debug!("token served from the token cache");
-        print_token(token, args.format);
-        return Ok(());
+        return print_token(token, args.format);
     }
     let mut builder = builder(cache_dir.as_deref());
     if let Some(path) = &args.component {
@@ -351,13 +350,13 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
             None => return Err(in_file(&located, error)),
         },
     };
+    check_printable(&token)?;
     if let Some(cache) = &cache
         && let Err(problem) = cache.store(&config, in_effect, &needs.env, env_var, &token)
     {
         tracing::warn!(%problem, "cannot save the token in the token cache");
     }
-    print_token(&token, args.format);
-    Ok(())
+    print_token(&token, args.format)
 }
 
 fn sync(args: &SyncArgs) -> Result<(), Failure> {
@@ -424,7 +423,25 @@ fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
         })
 }
 
-fn print_token(token: &AccessToken, format: Format) {
+/// Refuses a token that is not an RFC 6750 `b64token` before it is printed
+/// or cached: the embedded component never issues one, but a cache file or
+/// a `--component` might hand one over, and a quote or a line break in it
+/// would be read by the shell that `eval`s the output.
+fn check_printable(token: &AccessToken) -> Result<(), Failure> {
+    if token.is_b64token() {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: NO_TOKEN,
+            message: "the access token has characters outside the RFC 6750 token alphabet; \
+                      it is neither printed nor cached"
+                .into(),
+        })
+    }
+}
+
+fn print_token(token: &AccessToken, format: Format) -> Result<(), Failure> {
+    check_printable(token)?;
     let secret = token.token.expose();
     match format {
         Format::Raw => println!("{secret}"),
@@ -437,8 +454,9 @@ fn print_token(token: &AccessToken, format: Format) {
                 "refresh_after": token.refresh_after,
             })
         ),
-        Format::Env => println!("export ANTHROPIC_AUTH_TOKEN='{secret}'"),
+        Format::Env => println!("export ANTHROPIC_AUTH_TOKEN={}", shell::quote(secret)),
     }
+    Ok(())
 }
 
 fn check(args: &ConfigArgs) -> Result<(), Failure> {

@@ -55,6 +55,18 @@ pub fn is_b64token(s: &str) -> bool {
 /// include.
 pub const OAUTH_BETA: &str = "oauth-2025-04-20";
 
+impl AccessToken {
+    /// Whether the token is an RFC 6750 `b64token`
+    /// (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`), the
+    /// only form the component hands out. A token read from elsewhere (a
+    /// cache file, another component) is checked again before it is printed,
+    /// so that no quote, white space, line break or control character of it
+    /// can reach a shell or a terminal.
+    pub fn is_b64token(&self) -> bool {
+        is_b64token(self.token.expose())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +87,26 @@ mod tests {
             "a\"b",
         ] {
             assert!(!is_b64token(bad), "{bad}");
+        }
+        let token = |value: &str| AccessToken {
+            token: Secret::new(value),
+            token_type: "Bearer",
+            expires_at: 2,
+            refresh_after: 1,
+        };
+        for good in ["sk-ant-oat01-Ab_9~+/.x", "abc==", "a"] {
+            assert!(token(good).is_b64token(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "=",
+            "a=b",
+            "x'; touch INJECTED; echo '",
+            "a\nb",
+            "a b",
+            "a\u{1b}",
+        ] {
+            assert!(!token(bad).is_b64token(), "{bad:?}");
         }
     }
 

@@ -39,6 +39,7 @@ pub(super) fn fetch(
     if !policy.allows_origin(&origin) {
         return Err(CapError::Denied(format!("origin {origin} is not granted")));
     }
+    check_headers(&request.headers)?;
     let route = client
         .route(&origin)
         .map_err(|e| CapError::Failed(e.to_string()))?;
@@ -79,6 +80,55 @@ pub(super) fn fetch(
     })
 }
 
+/// The request headers that the HTTP client sets from the URL and the
+/// request: one from a component would send the request to another virtual
+/// host (`Host`), smuggle or stall it (`Content-Length`,
+/// `Transfer-Encoding`, `Expect`) or speak to a proxy (`Proxy-*`). Compared
+/// without regard to case. The component's config validation refuses the
+/// same names; this is the host's own check, for every component.
+const TRANSPORT_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "keep-alive",
+];
+
+/// Refuses, before any connection, a header the client sets itself, a name
+/// that is not an RFC 7230 token and a value with a line break or NUL.
+fn check_headers(headers: &[Header]) -> Result<(), CapError> {
+    for header in headers {
+        let name = header.name.to_ascii_lowercase();
+        if TRANSPORT_HEADERS.contains(&name.as_str()) || name.starts_with("proxy-") {
+            return Err(CapError::Denied(format!(
+                "header {} is set by the HTTP client and cannot be given by a component",
+                printable(&header.name)
+            )));
+        }
+        let is_token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !is_token {
+            return Err(CapError::Failed(format!(
+                "header name {} is not a valid HTTP header name",
+                printable(&header.name)
+            )));
+        }
+        if header.value.contains(['\r', '\n', '\0']) {
+            return Err(CapError::Failed(format!(
+                "header {} has a line break or NUL in its value",
+                printable(&header.name)
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn with_headers<B>(
     mut builder: ureq::RequestBuilder<B>,
     headers: &[Header],
@@ -103,3 +153,6 @@ fn transport_error(
         FailureKind::Failed => CapError::Failed(explained.message),
     }
 }
+
+#[cfg(test)]
+mod tests;
