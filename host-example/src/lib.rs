@@ -43,8 +43,8 @@ pub mod private_dir;
 pub mod provider;
 pub mod requirements;
 pub mod sdk_profile;
-pub mod sync;
 pub mod shell;
+pub mod sync;
 pub mod token;
 pub mod token_cache;
 

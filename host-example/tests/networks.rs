@@ -13,8 +13,10 @@ use std::process::{Command, Output};
 
 use anthropic_wif_host::loopback::{identity_endpoint, token_endpoint};
 use anthropic_wif_host::{Policy, Provider};
+use network_support::{
+    ConnectProxy, HttpsServer, ProxyMode, TestCa, Validity, base64_encode, closed_port,
+};
 use serde_json::json;
-use network_support::{ConnectProxy, HttpsServer, ProxyMode, TestCa, Validity, base64_encode, closed_port};
 
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJuZXQifQ.bmV0";
 const REQUEST_TOKEN: &str = "ghs_network_request_token";

@@ -254,14 +254,16 @@ fn ensure_dir(dir: &Path, mode: u32) -> Result<(), ProfileError> {
     }
     // Checked from `/` down, each folder on its handle (see `private_dir`).
     let absolute = std::path::absolute(dir).map_err(ProfileError::io(dir))?;
-    crate::private_dir::PrivateDir::open(&absolute).map(drop).map_err(|e| match e {
-        crate::private_dir::PrivateDirError::Io { path, source } => {
-            ProfileError::Io { path, source }
-        }
-        crate::private_dir::PrivateDirError::Unsafe { path, problem } => {
-            ProfileError::invalid(&path, format!("{problem}; refusing to write there"))
-        }
-    })
+    crate::private_dir::PrivateDir::open(&absolute)
+        .map(drop)
+        .map_err(|e| match e {
+            crate::private_dir::PrivateDirError::Io { path, source } => {
+                ProfileError::Io { path, source }
+            }
+            crate::private_dir::PrivateDirError::Unsafe { path, problem } => {
+                ProfileError::invalid(&path, format!("{problem}; refusing to write there"))
+            }
+        })
 }
 
 /// Replaces `path` with `bytes` atomically: a temporary file of mode `mode`
