@@ -95,10 +95,11 @@ test('requirements list what a config needs without any grant', async () => {
 });
 
 test('a call past its deadline ends the instance and the next call works', async () => {
-  // Lowering 16 MiB of config takes the component far more than the budget
-  // (over a second here); a small call takes about a millisecond.
+  // Parsing 128 MiB of config takes the component far more than the budget
+  // (16 MiB took 1.6 s on a loaded machine and under 250 ms on an idle one,
+  // so 16 MiB was not enough); a small call takes about a millisecond.
   await withFileSource(async (provider, config) => {
-    const huge = JSON.stringify(config) + ' '.repeat(16 * 1024 * 1024);
+    const huge = JSON.stringify(config) + ' '.repeat(128 * 1024 * 1024);
     await assert.rejects(provider.getToken(huge), (e) => e instanceof WifError && e.code === 'component' && /time budget/.test(e.message));
     assert.equal((await provider.getToken(config)).token, 'sk-ant-oat01-scenario-1');
   }, { callBudgetMs: 250 });
