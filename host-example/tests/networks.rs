@@ -1,8 +1,9 @@
 //! HTTPS end to end on loopback: trust through `SSL_CERT_FILE` and
 //! `[http] ca_files`, certificate failures each with its own error and no
 //! request reaching the server, CONNECT proxies (credentials, refusals,
-//! down) and the loopback bypass. Variables are set only on `wif-host`
-//! child processes.
+//! down), SOCKS5 proxies (with and without credentials), the loopback
+//! bypass and a DNS failure. Variables are set only on `wif-host` child
+//! processes.
 
 mod network_support;
 
@@ -14,7 +15,8 @@ use std::process::{Command, Output};
 use anthropic_wif_host::loopback::{identity_endpoint, token_endpoint};
 use anthropic_wif_host::{Policy, Provider};
 use network_support::{
-    ConnectProxy, HttpsServer, ProxyMode, TestCa, Validity, base64_encode, closed_port,
+    ConnectProxy, HttpsServer, ProxyMode, SocksProxy, SocksSeen, TestCa, Validity, base64_encode,
+    closed_port,
 };
 use serde_json::json;
 
@@ -458,4 +460,96 @@ fn doctor_reports_dns_tcp_tls_and_http_for_each_origin_and_the_grants() {
         )),
         "{stdout}"
     );
+}
+
+#[test]
+fn an_unresolvable_token_endpoint_is_a_dns_failure_naming_the_host() {
+    let setup = Setup::new();
+    // `.invalid` never resolves (RFC 2606): the lookup fails on this machine.
+    let origin = "https://wif-test.invalid";
+    let error = setup
+        .token(&setup.policy(origin, "proxy = \"none\""), origin)
+        .unwrap_err();
+    assert!(
+        error.contains("DNS: the host wif-test.invalid was not found")
+            || error.contains("DNS: no answer for the host wif-test.invalid"),
+        "{error}"
+    );
+}
+
+fn only_the_proxy_resolves_the_proxied_name() -> HashMap<String, IpAddr> {
+    HashMap::from([(PROXIED.to_string(), IpAddr::V4(Ipv4Addr::LOCALHOST))])
+}
+
+#[test]
+fn a_pinned_socks5h_proxy_with_credentials_carries_the_token_request_by_name() {
+    let setup = Setup::new();
+    let server = setup.server(&[PROXIED], Validity::Current);
+    let proxy = SocksProxy::start(
+        only_the_proxy_resolves_the_proxied_name(),
+        Some(("svc", "s0cks-pass")),
+    );
+    let origin = format!("https://{PROXIED}:{}", server.port());
+    let pinned = format!(
+        "{}\nproxy = {}",
+        ca_files_line(&setup.ca_file()),
+        q(format!("socks5h://svc:s0cks-pass@127.0.0.1:{}", proxy.port()))
+    );
+    assert_eq!(
+        setup
+            .token(&setup.policy(&origin, &pinned), &origin)
+            .unwrap(),
+        "sk-ant-oat01-demo-1"
+    );
+    assert_eq!(
+        proxy.seen(),
+        [SocksSeen {
+            destination: format!("{PROXIED}:{}", server.port()),
+            credentials: Some(("svc".into(), "s0cks-pass".into())),
+        }]
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].path, "/v1/oauth/token");
+}
+
+#[test]
+fn all_proxy_names_a_socks5h_proxy_without_authentication_for_wif_host() {
+    let setup = Setup::new();
+    let server = setup.server(&[PROXIED], Validity::Current);
+    let proxy = SocksProxy::start(only_the_proxy_resolves_the_proxied_name(), None);
+    let origin = format!("https://{PROXIED}:{}", server.port());
+    let dir = setup.dir.path();
+    let config = write(dir, "config.json", &setup.file_config(&origin));
+    let policy = write(
+        dir,
+        "policy.toml",
+        &setup.policy(&origin, &ca_files_line(&setup.ca_file())),
+    );
+    let out = wif_host(
+        &[
+            "token",
+            "--no-cache",
+            "--config",
+            &config,
+            "--policy",
+            &policy,
+        ],
+        &[("ALL_PROXY", format!("socks5h://127.0.0.1:{}", proxy.port()))],
+        dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "sk-ant-oat01-demo-1"
+    );
+    assert_eq!(
+        proxy.seen(),
+        [SocksSeen {
+            destination: format!("{PROXIED}:{}", server.port()),
+            credentials: None,
+        }]
+    );
+    assert_eq!(server.requests().len(), 1);
 }

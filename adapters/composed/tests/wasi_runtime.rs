@@ -3,8 +3,12 @@
 //! would run it, against loopback servers. The runtime's grants (preopened
 //! directories, environment variables, wasi-http) are the only policy.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use anthropic_wif_host::loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};
 use anthropic_wif_wasi::COMPONENT;
@@ -24,6 +28,8 @@ const ORG: &str = "3f2b8c1e-5d4a-4e6b-9c7d-0a1b2c3d4e5f";
 const REQUEST_TOKEN: &str = "ghs_request_token_for_wasi";
 /// Where the tests preopen their folder in the guest.
 const GUEST_DIR: &str = "/var/run/secrets/anthropic.com";
+/// The variable that sets the adapter's whole-request deadline.
+const TIMEOUT_VARIABLE: &str = "ANTHROPIC_WIF_HTTP_TIMEOUT_SECS";
 
 /// The store state of a `wasmtime run -S http`: WASI p2 and wasi-http.
 struct RunState {
@@ -381,4 +387,196 @@ fn without_a_config_it_prints_usage_and_fails() {
     assert_eq!(run.exit_code, 1, "{run:?}");
     assert_eq!(run.stdout, "");
     assert!(run.stderr.contains("ANTHROPIC_WIF_CONFIG"), "{run:?}");
+}
+
+/// A token endpoint that, like some servers and proxies, refuses a request
+/// whose length is not announced: 411 Length Required without
+/// `content-length`, with `transfer-encoding` (chunked), or when the body
+/// received is not as long as announced.
+fn length_required_token_server() -> LoopbackServer {
+    let exchange = token_endpoint(3600);
+    LoopbackServer::start(move |request| {
+        let announced = request
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok());
+        let chunked = request.header("transfer-encoding").is_some();
+        match announced {
+            Some(length) if !chunked && length == request.body.len() => exchange(request),
+            _ => Reply::text(411, "Length Required"),
+        }
+    })
+    .expect("the token endpoint starts")
+}
+
+#[test]
+fn the_token_request_carries_content_length_and_the_whole_body() {
+    let tokens = length_required_token_server();
+    let config = auth(&tokens.url(), json!({"env": "IDENTITY_TOKEN"}));
+    let run = run(
+        &[],
+        &[("ANTHROPIC_WIF_CONFIG", &config), ("IDENTITY_TOKEN", JWT)],
+        None,
+    );
+    assert_token(&run, &tokens);
+    let request = &tokens.requests()[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.header("transfer-encoding"), None);
+    assert_eq!(
+        request.header("content-length"),
+        Some(request.body.len().to_string().as_str())
+    );
+    let body: Value = serde_json::from_slice(&request.body).expect("the whole JSON body");
+    assert_eq!(body["grant_type"], "urn:ietf:params:oauth:grant-type:jwt-bearer");
+}
+
+/// How a [`StalledServer`] treats a request.
+#[derive(Clone, Copy)]
+enum Stall {
+    /// Reads the request and never answers.
+    Silent,
+    /// Answers a head announcing a long body, then one byte of it every
+    /// 50 ms, never finishing.
+    Drip,
+}
+
+/// A server on 127.0.0.1 that accepts connections and stalls them; it
+/// counts the requests it read.
+struct StalledServer {
+    port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl StalledServer {
+    fn start(stall: Stall) -> StalledServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("the server binds");
+        let port = listener.local_addr().expect("an address").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || serve_stalled(stream, stall, &seen));
+            }
+        });
+        StalledServer { port, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The request lines read so far.
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("not poisoned").clone()
+    }
+}
+
+fn serve_stalled(mut stream: TcpStream, stall: Stall, seen: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("the stream clones"));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.trim_end().is_empty() => break,
+            Ok(_) => {}
+        }
+    }
+    seen.lock()
+        .expect("not poisoned")
+        .push(request_line.trim_end().to_string());
+    match stall {
+        // Holds the connection until the client gives up.
+        Stall::Silent => {
+            let mut rest = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut reader, &mut rest);
+        }
+        Stall::Drip => {
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                        content-length: 1000000\r\n\r\n{";
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            while stream.write_all(b" ").is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Runs an exchange against `tokens` with a deadline of 1 s. The run is
+/// given two minutes before the test calls it hung: a bound for the suite,
+/// not a measurement.
+fn run_with_deadline(tokens: &StalledServer) -> Run {
+    let config = auth(&tokens.url(), json!({"env": "IDENTITY_TOKEN"}));
+    let (done, result) = mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = run(
+            &[],
+            &[
+                ("ANTHROPIC_WIF_CONFIG", &config),
+                ("IDENTITY_TOKEN", JWT),
+                (TIMEOUT_VARIABLE, "1"),
+            ],
+            None,
+        );
+        let _ = done.send(outcome);
+    });
+    result
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the run ends instead of hanging")
+}
+
+fn assert_timed_out(run: &Run, tokens: &StalledServer) {
+    assert_eq!(run.exit_code, 1, "{run:?}");
+    assert_eq!(run.stdout, "", "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "token exchange failed: {}/v1/oauth/token did not answer in time",
+            tokens.url()
+        )),
+        "{run:?}"
+    );
+    assert_eq!(
+        tokens.requests(),
+        ["POST /v1/oauth/token HTTP/1.1"],
+        "the request reached the server"
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_fails_the_run_with_a_timeout() {
+    let tokens = StalledServer::start(Stall::Silent);
+    let run = run_with_deadline(&tokens);
+    assert_timed_out(&run, &tokens);
+}
+
+#[test]
+fn a_server_that_drips_its_body_fails_the_run_with_a_timeout() {
+    let tokens = StalledServer::start(Stall::Drip);
+    let run = run_with_deadline(&tokens);
+    assert_timed_out(&run, &tokens);
+}
+
+#[test]
+fn an_invalid_deadline_is_refused_naming_the_variable() {
+    let tokens = token_server();
+    let config = auth(&tokens.url(), json!({"env": "IDENTITY_TOKEN"}));
+    let run = run(
+        &[],
+        &[
+            ("ANTHROPIC_WIF_CONFIG", &config),
+            ("IDENTITY_TOKEN", JWT),
+            (TIMEOUT_VARIABLE, "0"),
+        ],
+        None,
+    );
+    assert_refused(
+        &run,
+        &tokens,
+        &format!("{TIMEOUT_VARIABLE} must be a number of seconds above 0"),
+    );
 }

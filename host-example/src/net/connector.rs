@@ -1,6 +1,7 @@
 //! The HTTP client's connection chain: SOCKS or CONNECT proxy, TCP, then
 //! TLS with our own rustls configuration (see [`super::tls`]), in place of
-//! ureq's, whose roots cannot be "the platform's plus these files".
+//! ureq's, whose roots cannot be "the platform's plus these files"; and a
+//! resolver whose failures say they are DNS failures.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -8,7 +9,9 @@ use std::sync::Arc;
 
 use rustls::{ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
-use ureq::unversioned::resolver::DefaultResolver;
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout,
     SocksConnector, TcpConnector, Transport, TransportAdapter,
@@ -23,7 +26,33 @@ pub(super) fn agent(config: ureq::config::Config, tls: Arc<LazyClientConfig>) ->
             .chain(ConnectProxyConnector::default())
             .chain(TcpConnector::default())
             .chain(TlsConnector { tls });
-    ureq::Agent::with_parts(config, chain, DefaultResolver::default())
+    ureq::Agent::with_parts(config, chain, DnsResolver::default())
+}
+
+/// The system resolver, whose failures are all DNS failures: a lookup that
+/// fails (ureq reports an I/O error, e.g. "Name or service not known") is
+/// [`ureq::Error::HostNotFound`], one that runs out of time is a
+/// [`ureq::Timeout::Resolve`] timeout.
+#[derive(Debug, Default)]
+struct DnsResolver {
+    system: DefaultResolver,
+}
+
+impl Resolver for DnsResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        self.system
+            .resolve(uri, config, timeout)
+            .map_err(|error| match error {
+                ureq::Error::Io(_) => ureq::Error::HostNotFound,
+                ureq::Error::Timeout(_) => ureq::Error::Timeout(ureq::Timeout::Resolve),
+                other => other,
+            })
+    }
 }
 
 /// Wraps the connection in TLS when the URL (the destination, or an

@@ -113,6 +113,19 @@ pub fn explain(
         message: format!("no complete answer within {timeout:?}"),
     };
     match error {
+        ureq::Error::Timeout(ureq::Timeout::Resolve) => Explained {
+            kind: FailureKind::Timeout,
+            message: match proxy {
+                Some(proxy) => format!(
+                    "DNS: no answer for the proxy host {} within {timeout:?} (proxy {proxy})",
+                    proxy.host()
+                ),
+                None => format!(
+                    "DNS: no answer for the host {} within {timeout:?}",
+                    origin.host
+                ),
+            },
+        },
         ureq::Error::Timeout(_) => timed_out(),
         ureq::Error::Io(e)
             if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock =>

@@ -1,8 +1,12 @@
 //! Loopback TLS infrastructure for the network tests: a test CA made with
 //! rcgen, HTTPS servers that answer with the `loopback` handlers, and a
-//! CONNECT proxy that records what it saw.
+//! CONNECT proxy and a SOCKS5 proxy ([`socks`]) that record what they saw.
 
 #![allow(dead_code)]
+
+mod socks;
+
+pub use socks::{SocksProxy, SocksSeen};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
