@@ -465,9 +465,17 @@ impl StalledServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The request lines read so far.
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("not poisoned").clone()
+    /// The request lines read, once there is one (a minute at most: a
+    /// bound for the suite, not a measurement).
+    fn wait_for_a_request(&self) -> Vec<String> {
+        for _ in 0..600 {
+            let requests = self.requests.lock().expect("not poisoned").clone();
+            if !requests.is_empty() {
+                return requests;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Vec::new()
     }
 }
 
@@ -541,7 +549,7 @@ fn assert_timed_out(run: &Run, tokens: &StalledServer) {
         "{run:?}"
     );
     assert_eq!(
-        tokens.requests(),
+        tokens.wait_for_a_request(),
         ["POST /v1/oauth/token HTTP/1.1"],
         "the request reached the server"
     );
