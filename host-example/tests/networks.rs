@@ -493,7 +493,10 @@ fn a_pinned_socks5h_proxy_with_credentials_carries_the_token_request_by_name() {
     let pinned = format!(
         "{}\nproxy = {}",
         ca_files_line(&setup.ca_file()),
-        q(format!("socks5h://svc:s0cks-pass@127.0.0.1:{}", proxy.port()))
+        q(format!(
+            "socks5h://svc:s0cks-pass@127.0.0.1:{}",
+            proxy.port()
+        ))
     );
     assert_eq!(
         setup

@@ -426,7 +426,10 @@ fn the_token_request_carries_content_length_and_the_whole_body() {
         Some(request.body.len().to_string().as_str())
     );
     let body: Value = serde_json::from_slice(&request.body).expect("the whole JSON body");
-    assert_eq!(body["grant_type"], "urn:ietf:params:oauth:grant-type:jwt-bearer");
+    assert_eq!(
+        body["grant_type"],
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    );
 }
 
 /// How a [`StalledServer`] treats a request.

@@ -22,8 +22,8 @@ use std::time::Duration;
 use wasi::clocks::monotonic_clock::{self, Instant};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, HeaderError, IncomingResponse, Method,
-    OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, HeaderError, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
 };
 use wasi::io::poll::{Pollable, poll};
 use wasi::io::streams::{self, InputStream, OutputStream, StreamError};
@@ -184,7 +184,11 @@ fn send_body(body: OutgoingBody, bytes: &[u8], deadline: &Deadline) -> Result<()
 }
 
 /// Writes `bytes` and flushes; `false` when the stream closed first.
-fn write_all(stream: &OutputStream, mut bytes: &[u8], deadline: &Deadline) -> Result<bool, CapError> {
+fn write_all(
+    stream: &OutputStream,
+    mut bytes: &[u8],
+    deadline: &Deadline,
+) -> Result<bool, CapError> {
     let ready = stream.subscribe();
     while !bytes.is_empty() {
         let permit = match stream.check_write() {
@@ -235,7 +239,10 @@ fn await_response(
 }
 
 /// The status, the headers and the whole body, up to [`MAX_BODY_BYTES`].
-fn read_response(response: IncomingResponse, deadline: &Deadline) -> Result<HttpResponse, CapError> {
+fn read_response(
+    response: IncomingResponse,
+    deadline: &Deadline,
+) -> Result<HttpResponse, CapError> {
     let status = response.status();
     let headers = response
         .headers()

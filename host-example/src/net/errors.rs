@@ -206,3 +206,6 @@ fn io_kind(error: &ureq::Error) -> String {
         _ => "connection failed".into(),
     }
 }
+
+#[cfg(test)]
+mod tests;

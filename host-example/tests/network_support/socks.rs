@@ -26,10 +26,7 @@ pub struct SocksProxy {
 impl SocksProxy {
     /// Starts a proxy resolving `hosts`, requiring `credentials` (user,
     /// password) when set and no authentication otherwise.
-    pub fn start(
-        hosts: HashMap<String, IpAddr>,
-        credentials: Option<(&str, &str)>,
-    ) -> SocksProxy {
+    pub fn start(hosts: HashMap<String, IpAddr>, credentials: Option<(&str, &str)>) -> SocksProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -40,9 +37,7 @@ impl SocksProxy {
                 for client in listener.incoming().flatten() {
                     let (hosts, credentials, seen) =
                         (hosts.clone(), credentials.clone(), seen.clone());
-                    std::thread::spawn(move || {
-                        serve(client, &hosts, credentials.as_ref(), &seen)
-                    });
+                    std::thread::spawn(move || serve(client, &hosts, credentials.as_ref(), &seen));
                 }
             });
         }

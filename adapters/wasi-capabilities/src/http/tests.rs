@@ -23,7 +23,12 @@ fn a_url_splits_into_authority_and_path_with_query_without_the_fragment() {
     assert!(matches!(target.scheme, Scheme::Https));
     assert_eq!(target.path_with_query, "/?audience=a");
     assert_eq!(target.origin, "https://example.com");
-    assert_eq!(Target::parse("https://example.com").unwrap().path_with_query, "/");
+    assert_eq!(
+        Target::parse("https://example.com")
+            .unwrap()
+            .path_with_query,
+        "/"
+    );
 }
 
 #[test]
