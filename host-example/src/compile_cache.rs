@@ -16,16 +16,17 @@
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::private_dir::{self, PrivateDir, PrivateDirError};
 
+type HmacSha256 = Hmac<Sha256>;
+
 const MAC_LEN: usize = 32;
 const KEY_LEN: usize = 32;
-/// SHA-256's block size, for HMAC.
-const BLOCK_LEN: usize = 64;
 const KEY_FILE: &str = "artifact-key";
 /// The largest key file read (a malformed one is replaced).
 const MAX_KEY_FILE_BYTES: u64 = 1024;
@@ -123,20 +124,11 @@ impl CompileCache {
     }
 
     /// HMAC-SHA256 (RFC 2104) of the header and the artifact under the key.
-    fn mac(&self, id: &ArtifactId, artifact: &[u8]) -> [u8; MAC_LEN] {
-        let mut padded = [0u8; BLOCK_LEN];
-        padded[..KEY_LEN].copy_from_slice(&self.key);
-        let pad = |byte: u8| padded.map(|k| k ^ byte);
-        let inner = Sha256::new()
-            .chain_update(pad(0x36))
-            .chain_update(&id.header)
-            .chain_update(artifact)
-            .finalize();
-        Sha256::new()
-            .chain_update(pad(0x5c))
-            .chain_update(inner)
-            .finalize()
-            .into()
+    fn mac(&self, id: &ArtifactId, artifact: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(&id.header);
+        mac.update(artifact);
+        mac
     }
 
     /// The component from its artifact: `Ok(None)` when there is none, an
@@ -153,7 +145,8 @@ impl CompileCache {
         let (tag, artifact) = file
             .split_at_checked(MAC_LEN)
             .ok_or_else(|| format!("{}: the file is truncated", place.display()))?;
-        if !equal_in_constant_time(&self.mac(id, artifact), tag) {
+        // `verify_slice` compares in constant time.
+        if self.mac(id, artifact).verify_slice(tag).is_err() {
             return Err(format!(
                 "{}: not authenticated by this user's key (corrupt, or written by someone else)",
                 place.display()
@@ -171,7 +164,7 @@ impl CompileCache {
     }
 
     fn store(&self, id: &ArtifactId, artifact: &[u8]) -> Result<(), PrivateDirError> {
-        let mut file = self.mac(id, artifact).to_vec();
+        let mut file = self.mac(id, artifact).finalize().into_bytes().to_vec();
         file.extend_from_slice(artifact);
         self.dir.write_atomically(&id.name, &file)
     }
@@ -179,11 +172,6 @@ impl CompileCache {
 
 /// Whether `a` and `b` are equal, in a time that does not depend on where
 /// they differ.
-fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && std::hint::black_box(a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y))) == 0
-}
-
 /// The key in `dir`, made of random bytes on first use; a key file of the
 /// wrong length is replaced (the artifacts it authenticated then fail their
 /// check and are compiled anew).

@@ -123,12 +123,9 @@ fn the_mac_is_hmac_sha256() {
         header: b"Hi ".to_vec(),
     };
     assert_eq!(
-        hex(&cache.mac(&id, b"There")),
+        hex(&cache.mac(&id, b"There").finalize().into_bytes()),
         "198a607eb44bfbc69903a0f1cf2bbdc5ba0aa3f3d9ae3c1c7a3b1696a0b68cf7"
     );
-    assert!(equal_in_constant_time(b"same", b"same"));
-    assert!(!equal_in_constant_time(b"same", b"sane"));
-    assert!(!equal_in_constant_time(b"same", b"sam"));
 }
 
 #[test]
