@@ -80,8 +80,8 @@ pub(crate) fn exchange(
                 capability: Capability::HttpFetch,
                 detail,
             },
-            CapError::Timeout(_) => Error::ExchangeFailed(format!(
-                "{} did not answer in time",
+            CapError::Timeout(detail) => Error::ExchangeFailed(format!(
+                "{} did not answer in time ({detail})",
                 token_endpoint(&config.base_url)
             )),
             other => {

@@ -206,7 +206,7 @@ fn fetch(
     };
     let response = caps.http_fetch(&request).map_err(|e| match e {
         CapError::Denied(detail) => denied(Capability::HttpFetch, detail),
-        CapError::Timeout(_) => fail(format!("GET {url} timed out")),
+        CapError::Timeout(detail) => fail(format!("GET {url} timed out ({detail})")),
         CapError::TooLarge(detail) => fail(format!("GET {url}: response too large ({detail})")),
         other => fail(format!("GET {url} failed: {other}")),
     })?;
