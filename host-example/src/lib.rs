@@ -28,6 +28,7 @@
 //! ```
 
 mod bindings;
+pub mod cache_lock;
 pub mod capabilities;
 pub mod clock;
 mod compile_cache;
@@ -39,6 +40,7 @@ pub mod policy;
 pub mod private_dir;
 pub mod provider;
 pub mod requirements;
+pub mod spread;
 pub mod token;
 pub mod token_cache;
 
@@ -48,4 +50,4 @@ pub use error::{Error, Rejection, SourceKind};
 pub use policy::{Policy, PolicyError};
 pub use provider::{EMBEDDED_COMPONENT, EMBEDDED_COMPONENT_SHA256, Provider, ProviderBuilder};
 pub use requirements::Requirements;
-pub use token::{AccessToken, OAUTH_BETA, Secret};
+pub use token::{AccessToken, AssertionFingerprint, OAUTH_BETA, Secret};

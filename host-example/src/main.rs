@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anthropic_wif_host::config_file::{ConfigFileError, resolve};
 use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
-use anthropic_wif_host::provider::{BACKOFF_SECS, MANDATORY_SECS};
+use anthropic_wif_host::spread::RefreshSpread;
 use anthropic_wif_host::token_cache::TokenCache;
 use anthropic_wif_host::{
     AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
@@ -197,20 +197,27 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
     } else {
         TokenCache::user()
     };
+    let spread = RefreshSpread::random();
+    // The fast path, without compiling the component: a token another run
+    // left that may still be served. Otherwise the provider takes the
+    // entry's lock, reads it again, and lets the component decide.
     let now = SystemClock.now().as_secs();
     let cached = cache.as_ref().and_then(|cache| match cache.load(&config) {
         Ok(token) => token,
         Err(problem) => {
-            tracing::warn!(%problem, "token cache not used; exchanging afresh");
+            tracing::warn!(%problem, "token cache not read");
             None
         }
     });
-    if let Some(token) = cached.as_ref().filter(|t| now < t.refresh_after) {
+    if let Some(token) = cached.filter(|t| now < spread.serve_until(t)) {
         tracing::debug!("token served from the token cache");
-        print_token(token, args.format);
+        print_token(&token, args.format);
         return Ok(());
     }
-    let mut builder = builder();
+    let mut builder = builder().refresh_spread(spread);
+    if let Some(cache) = &cache {
+        builder = builder.token_cache(cache.dir().to_path_buf());
+    }
     if let Some(path) = &args.component {
         builder = builder.component_file(path)?;
     }
@@ -219,26 +226,7 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
         Some(path) => Policy::from_file(path)?,
         None => derive(&inspector, &config)?.policy,
     };
-    let token = match inspector.with_policy(policy).get_token(&config) {
-        Ok(token) => token,
-        // Across processes the component cannot remember the cached token,
-        // so the advisory window is honoured here: a token with more than
-        // MANDATORY_SECS left is still served, and the next try waits
-        // BACKOFF_SECS.
-        Err(error) => match cached.filter(|t| t.expires_at > now + MANDATORY_SECS) {
-            Some(mut token) => {
-                tracing::warn!(%error, "refresh failed; serving the cached token, still valid");
-                token.refresh_after = (now + BACKOFF_SECS).min(token.expires_at - MANDATORY_SECS);
-                token
-            }
-            None => return Err(error.into()),
-        },
-    };
-    if let Some(cache) = &cache
-        && let Err(problem) = cache.store(&config, &token)
-    {
-        tracing::warn!(%problem, "cannot save the token in the token cache");
-    }
+    let token = inspector.with_policy(policy).get_token(&config)?;
     print_token(&token, args.format);
     Ok(())
 }

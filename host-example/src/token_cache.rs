@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::private_dir::{self, PrivateDirError};
-use crate::token::{AccessToken, Secret};
+use crate::token::{AccessToken, AssertionFingerprint, Secret};
 
 /// Token files in one folder.
 #[derive(Debug, Clone)]
@@ -26,6 +26,10 @@ struct Stored {
     access_token: String,
     expires_at: u64,
     refresh_after: u64,
+    refresh_by: u64,
+    issued_at: u64,
+    /// The SHA-256 of the assertion behind the token (never the assertion).
+    assertion_sha256: String,
 }
 
 impl TokenCache {
@@ -59,11 +63,16 @@ impl TokenCache {
         let bytes = private_dir::read(&path)?;
         Ok(serde_json::from_slice::<Stored>(&bytes)
             .ok()
-            .map(|stored| AccessToken {
-                token: Secret::new(&stored.access_token),
-                token_type: "Bearer",
-                expires_at: stored.expires_at,
-                refresh_after: stored.refresh_after,
+            .and_then(|stored| {
+                Some(AccessToken {
+                    token: Secret::new(&stored.access_token),
+                    token_type: "Bearer",
+                    expires_at: stored.expires_at,
+                    refresh_after: stored.refresh_after,
+                    refresh_by: stored.refresh_by,
+                    issued_at: stored.issued_at,
+                    assertion: AssertionFingerprint::from_hex(&stored.assertion_sha256)?,
+                })
             }))
     }
 
@@ -73,9 +82,24 @@ impl TokenCache {
             access_token: token.token.expose().to_string(),
             expires_at: token.expires_at,
             refresh_after: token.refresh_after,
+            refresh_by: token.refresh_by,
+            issued_at: token.issued_at,
+            assertion_sha256: token.assertion.to_string(),
         };
         let bytes = serde_json::to_vec(&stored).unwrap_or_default();
         private_dir::write_atomically(&self.path_for(config_json), &bytes)
+    }
+
+    /// Removes the file for `config_json`, if there is one.
+    pub fn remove(&self, config_json: &str) -> Result<(), PrivateDirError> {
+        let path = self.path_for(config_json);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PrivateDirError::Io {
+                path,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The folder.
@@ -94,6 +118,9 @@ mod tests {
             token_type: "Bearer",
             expires_at: 2_000,
             refresh_after: 1_880,
+            refresh_by: 1_970,
+            issued_at: 1_000,
+            assertion: AssertionFingerprint::from_hex(&"0f".repeat(32)).unwrap(),
         }
     }
 
