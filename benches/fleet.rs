@@ -152,7 +152,10 @@ fn arg(name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a whole number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a whole number"))
+        })
         .unwrap_or(default)
 }
 
@@ -168,10 +171,21 @@ fn report(label: &str, fleet: &Fleet, per_second: &BTreeMap<u64, u64>) {
     let (at, overall) = peak(0);
     let (refresh_at, refresh_peak) = peak(startup);
     let busy = per_second.range(startup..).filter(|(_, n)| **n > 0).count();
+    let hourly: Vec<String> = (0..fleet.hours)
+        .map(|h| {
+            let peak = per_second
+                .range(h * 3600..(h + 1) * 3600)
+                .map(|(_, n)| *n)
+                .max()
+                .unwrap_or(0);
+            format!("{peak}/s")
+        })
+        .collect();
     println!(
         "{label:<16} exchanges {total:>7}  peak {overall:>5}/s (at {at} s)  \
          peak after start-up {refresh_peak:>5}/s (at {refresh_at} s)  \
-         seconds with refreshes {busy:>5}"
+         seconds with refreshes {busy:>5}  peak per hour [{}]",
+        hourly.join(", ")
     );
 }
 

@@ -68,7 +68,14 @@ mod tests {
 
     #[test]
     fn anything_but_64_hex_digits_is_refused() {
-        for bad in ["", "ab", &"g".repeat(64), &"a".repeat(63), &"+a".repeat(32), &"é".repeat(32)] {
+        for bad in [
+            "",
+            "ab",
+            &"g".repeat(64),
+            &"a".repeat(63),
+            &"+a".repeat(32),
+            &"é".repeat(32),
+        ] {
             assert_eq!(Fingerprint::from_hex(bad), None, "{bad}");
         }
     }

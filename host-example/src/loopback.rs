@@ -218,7 +218,9 @@ pub fn single_use_token_endpoint(
             .ok()
             .and_then(|body| body["assertion"].as_str().map(String::from));
         if let Some(assertion) = assertion {
-            let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut seen = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if !seen.insert(assertion) {
                 return Reply::json(401, &json!({"error": "invalid_grant"}))
                     .header("request-id", "req_demo_reused");

@@ -413,11 +413,12 @@ impl Provider {
                 token.token_type
             )));
         }
-        let assertion = AssertionFingerprint::from_hex(&token.assertion_sha256).ok_or_else(|| {
-            Error::MalformedResponse(
-                "the component returned a token without a valid assertion fingerprint".into(),
-            )
-        })?;
+        let assertion =
+            AssertionFingerprint::from_hex(&token.assertion_sha256).ok_or_else(|| {
+                Error::MalformedResponse(
+                    "the component returned a token without a valid assertion fingerprint".into(),
+                )
+            })?;
         let token = AccessToken {
             token: Secret::new(&token.token),
             token_type: "Bearer",

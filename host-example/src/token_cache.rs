@@ -94,10 +94,9 @@ impl TokenCache {
     pub fn remove(&self, config_json: &str) -> Result<(), PrivateDirError> {
         let path = self.path_for(config_json);
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PrivateDirError::Io {
-                path,
-                source: e,
-            }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(PrivateDirError::Io { path, source: e })
+            }
             _ => Ok(()),
         }
     }

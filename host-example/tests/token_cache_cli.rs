@@ -218,5 +218,9 @@ fn eight_processes_at_once_with_an_empty_cache_make_one_exchange() {
         assert_no_token_in(&output.stderr, "sk-ant-oat01-demo-1");
     }
     let lock = token_file(&setup).with_extension("lock");
-    assert_eq!(std::fs::metadata(lock).unwrap().len(), 0, "nothing in the lock file");
+    assert_eq!(
+        std::fs::metadata(lock).unwrap().len(),
+        0,
+        "nothing in the lock file"
+    );
 }

@@ -31,21 +31,24 @@ fn caps(expires_in: u64, down: Rc<Cell<bool>>) -> FakeCaps {
 fn endpoint(caps: FakeCaps, expires_in: u64, down: Rc<Cell<bool>>) -> FakeCaps {
     let issued = Cell::new(0);
     let seen = RefCell::new(HashSet::new());
-    caps.route("https://api.anthropic.com/", move |request: &HttpRequest| {
-        if down.get() {
-            return respond(503, "unavailable");
-        }
-        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-        if !seen.borrow_mut().insert(body["assertion"].to_string()) {
-            return respond(401, r#"{"error":"invalid_grant"}"#);
-        }
-        issued.set(issued.get() + 1);
-        respond(
-            200,
-            &json!({"access_token": format!("tok-{}", issued.get()), "expires_in": expires_in})
-                .to_string(),
-        )
-    })
+    caps.route(
+        "https://api.anthropic.com/",
+        move |request: &HttpRequest| {
+            if down.get() {
+                return respond(503, "unavailable");
+            }
+            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+            if !seen.borrow_mut().insert(body["assertion"].to_string()) {
+                return respond(401, r#"{"error":"invalid_grant"}"#);
+            }
+            issued.set(issued.get() + 1);
+            respond(
+                200,
+                &json!({"access_token": format!("tok-{}", issued.get()), "expires_in": expires_in})
+                    .to_string(),
+            )
+        },
+    )
 }
 
 /// Caps whose identity token is the file `/t`, holding `jwt`.
@@ -298,15 +301,25 @@ fn an_unchanged_assertion_is_not_sent_in_the_advisory_window() {
     caps.advance_secs(3600 - 100);
     let served = provider.get_token(&caps, &file_cfg()).unwrap();
     assert_eq!(served.token.expose(), "tok-1");
-    assert_eq!(served.refresh_after, caps.now_ms.get() / 1000 + BACKOFF_SECS);
+    assert_eq!(
+        served.refresh_after,
+        caps.now_ms.get() / 1000 + BACKOFF_SECS
+    );
     caps.advance_secs(BACKOFF_SECS);
     provider.get_token(&caps, &file_cfg()).unwrap();
-    assert_eq!(caps.exchanges(), 1, "the same assertion is never resent here");
+    assert_eq!(
+        caps.exchanges(),
+        1,
+        "the same assertion is never resent here"
+    );
     caps = caps.file("/t", "eyJ.rotated.sig");
     caps.advance_secs(BACKOFF_SECS);
     let token = provider.get_token(&caps, &file_cfg()).unwrap();
     assert_eq!(token.token.expose(), "tok-2");
-    assert_eq!(token.assertion, Fingerprint::of(&Secret::new("eyJ.rotated.sig")));
+    assert_eq!(
+        token.assertion,
+        Fingerprint::of(&Secret::new("eyJ.rotated.sig"))
+    );
 }
 
 #[test]
@@ -316,7 +329,11 @@ fn an_unchanged_assertion_refused_in_the_mandatory_window_says_so() {
     provider.get_token(&caps, &file_cfg()).unwrap();
     caps.advance_secs(3600 - 30);
     let error = provider.get_token(&caps, &file_cfg()).unwrap_err();
-    assert_eq!(caps.exchanges(), 2, "in the mandatory window the endpoint decides");
+    assert_eq!(
+        caps.exchanges(),
+        2,
+        "in the mandatory window the endpoint decides"
+    );
     let shown = error.to_string();
     assert!(shown.contains("status 401: invalid_grant"), "{shown}");
     assert!(
@@ -324,7 +341,10 @@ fn an_unchanged_assertion_refused_in_the_mandatory_window_says_so() {
         "{shown}"
     );
     assert!(shown.contains("single-use"), "{shown}");
-    assert!(shown.contains("/t more often than the access token"), "{shown}");
+    assert!(
+        shown.contains("/t more often than the access token"),
+        "{shown}"
+    );
     assert!(!shown.contains("federation rule matches"), "{shown}");
     assert_no_secret(&error, &["eyJ.same.sig", "tok-1"]);
 }
@@ -338,7 +358,9 @@ fn an_unchanged_assertion_after_invalidate_is_sent_and_its_refusal_explained() {
     let error = provider.get_token(&caps, &file_cfg()).unwrap_err();
     assert_eq!(caps.exchanges(), 2);
     assert!(
-        error.to_string().contains("has not changed since it was last exchanged"),
+        error
+            .to_string()
+            .contains("has not changed since it was last exchanged"),
         "{error}"
     );
 }
@@ -366,7 +388,11 @@ fn a_restored_token_is_served_and_its_assertion_known() {
         other.get_token(&caps, &file_cfg()).unwrap().token.expose(),
         "tok-1"
     );
-    assert_eq!(caps.exchanges(), 1, "the other process's assertion is not resent");
+    assert_eq!(
+        caps.exchanges(),
+        1,
+        "the other process's assertion is not resent"
+    );
     caps.advance_secs(100 - 30);
     let error = other.get_token(&caps, &file_cfg()).unwrap_err();
     assert!(error.to_string().contains("has not changed"), "{error}");

@@ -16,10 +16,19 @@ fn refused(status: u16, error: Option<&str>) -> Error {
 #[test]
 fn each_source_is_told_what_to_change() {
     let cases = [
-        (json!({"file": "/var/run/token"}), "new token to /var/run/token"),
-        (json!({"file": "/var/run/token"}), "80 % of its expirationSeconds"),
+        (
+            json!({"file": "/var/run/token"}),
+            "new token to /var/run/token",
+        ),
+        (
+            json!({"file": "/var/run/token"}),
+            "80 % of its expirationSeconds",
+        ),
         (json!({"env": "CI_JWT"}), "CI_JWT still holds the token"),
-        (json!({"command": ["gcloud", "auth"]}), "the command gcloud is returning a cached token"),
+        (
+            json!({"command": ["gcloud", "auth"]}),
+            "the command gcloud is returning a cached token",
+        ),
         (
             json!({"url": "https://idp.example/t?k=${KEY}"}),
             "https://idp.example/t?k=${KEY} is returning a cached token",
@@ -53,7 +62,13 @@ fn only_a_refusal_of_the_grant_is_explained() {
 fn an_unchanged_source_names_itself() {
     let error = unchanged(&config(json!({"env": "CI_JWT"})));
     assert!(
-        matches!(&error, Error::SourceFailed { kind: crate::SourceKind::Env, .. }),
+        matches!(
+            &error,
+            Error::SourceFailed {
+                kind: crate::SourceKind::Env,
+                ..
+            }
+        ),
         "{error:?}"
     );
 }
