@@ -100,7 +100,7 @@ fn describe(kind: &std::fs::FileType) -> &'static str {
 
 /// A cap in words (`1 MiB`, `512 bytes`).
 fn size(cap: u64) -> String {
-    if cap >= 1024 * 1024 && cap % (1024 * 1024) == 0 {
+    if cap >= 1024 * 1024 && cap.is_multiple_of(1024 * 1024) {
         format!("{} MiB", cap / (1024 * 1024))
     } else {
         format!("{cap} bytes")
