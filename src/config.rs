@@ -53,7 +53,8 @@ pub enum IdentitySource {
     Url {
         /// The URL as written, `${VAR}` references unexpanded.
         url: String,
-        /// Header names and values (values may hold `${VAR}`).
+        /// Header names and values (values may hold `${NAME}` or
+        /// `${env.NAME}`).
         headers: Vec<(String, String)>,
         /// The top-level JSON string field holding the token, if the body
         /// is JSON.
@@ -276,10 +277,7 @@ fn url_source(source: &Map<String, Value>) -> Result<IdentitySource, Error> {
     let url = required_string(source, SOURCE, "url")?;
     let url_field = path(SOURCE, "url");
     expand::variables(&url).map_err(|e| Error::config(&url_field, e.0))?;
-    let starts_with_reference = url.starts_with("${");
-    if !starts_with_reference {
-        origin::origin(&url).map_err(|e| Error::config(&url_field, e))?;
-    }
+    origin::check_template(&url).map_err(|e| Error::config(&url_field, e))?;
     let headers_field = path(SOURCE, "headers");
     let headers = match source.get("headers") {
         None => Vec::new(),
@@ -289,6 +287,12 @@ fn url_source(source: &Map<String, Value>) -> Result<IdentitySource, Error> {
                 let field = format!("{headers_field}.{name}");
                 if !is_header_name(name) {
                     return Err(Error::config(field, "is not a valid HTTP header name"));
+                }
+                if is_transport_header(name) {
+                    return Err(Error::config(
+                        field,
+                        "is set by the HTTP client from the URL and the request, and cannot be configured",
+                    ));
                 }
                 let Value::String(value) = value else {
                     return Err(Error::config(field, "must be a string"));
@@ -362,6 +366,30 @@ fn is_header_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The request headers that describe the connection or the message framing
+/// rather than the request: the HTTP client sets them, and one given by a
+/// config would send the request to another virtual host (`Host`), smuggle
+/// or stall it (`Content-Length`, `Transfer-Encoding`, `Expect`) or talk to
+/// a proxy (`Proxy-*`). Compared without regard to case.
+const TRANSPORT_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "keep-alive",
+];
+
+/// Whether the header `name` is one of [`TRANSPORT_HEADERS`] or a `Proxy-*`
+/// header, in any case.
+fn is_transport_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    TRANSPORT_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-")
 }
 
 fn path(parent: &str, key: &str) -> String {

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::error::{Capability, Error, Rejection};
 use crate::sources::USER_AGENT;
 use crate::text::{SNIPPET_BYTES, duplicate_field, field_name, snippet};
-use crate::token::Secret;
+use crate::token::{Secret, is_b64token};
 
 /// The OAuth grant type of the exchange.
 pub(crate) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -121,6 +121,12 @@ pub(crate) fn parse(
         Some(_) => return Err(malformed("`access_token` is not a string")),
         None => return Err(malformed("`access_token` is missing")),
     };
+    if !is_b64token(token) {
+        return Err(malformed(
+            "`access_token` has characters outside the RFC 6750 token alphabet \
+             (letters, digits and -._~+/ with trailing =)",
+        ));
+    }
     let expires_in_secs = match object.get("expires_in") {
         Some(Value::Number(n)) => n
             .as_u64()

@@ -1,7 +1,16 @@
-//! `${VAR}` references in the identity URL and its header values.
+//! `${NAME}` and `${env.NAME}` references in the identity URL and its
+//! header values.
 //!
 //! A reference is `${` + a name of letters, digits and `_` (not starting with
-//! a digit) + `}`. A `$` not followed by `{` is literal text.
+//! a digit) + `}`; `${env.NAME}`, docker-agent's documented form, is the same
+//! reference to `NAME`. A `$` not followed by `{` is literal text; any other
+//! `${…}` is an error that names the accepted forms.
+
+/// The accepted forms, for error messages.
+const ACCEPTED_FORMS: &str = "write `${NAME}` or `${env.NAME}`, NAME of letters, digits and `_`";
+
+/// docker-agent's prefix for a reference to the environment.
+const ENV_PREFIX: &str = "env.";
 
 /// Why a template is malformed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,11 +32,12 @@ fn pieces(template: &str) -> Result<Vec<Piece<'_>>, SyntaxError> {
         let after = &rest[start + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| SyntaxError("`${` is not closed by `}`".into()))?;
-        let name = &after[..end];
+            .ok_or_else(|| SyntaxError(format!("`${{` is not closed by `}}`; {ACCEPTED_FORMS}")))?;
+        let reference = &after[..end];
+        let name = reference.strip_prefix(ENV_PREFIX).unwrap_or(reference);
         if !is_variable_name(name) {
             return Err(SyntaxError(format!(
-                "`${{{name}}}` is not a valid reference; write `${{NAME}}` with letters, digits and `_`"
+                "`${{{reference}}}` is not a valid reference; {ACCEPTED_FORMS}"
             )));
         }
         out.push(Piece::Var(name));
@@ -137,6 +147,66 @@ mod tests {
     fn lists_variables_once_in_order() {
         assert_eq!(variables("${B}${A}${B}").unwrap(), vec!["B", "A"]);
         assert!(variables("plain").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_env_form_is_the_same_reference_as_the_bare_form() {
+        let vars = [("ACTIONS_ID_TOKEN_REQUEST_URL", "https://gh/t?v=2")];
+        assert_eq!(
+            expand_with(
+                "${env.ACTIONS_ID_TOKEN_REQUEST_URL}&audience=https://api.anthropic.com",
+                &vars
+            )
+            .unwrap(),
+            "https://gh/t?v=2&audience=https://api.anthropic.com"
+        );
+        assert_eq!(
+            expand_with("${env.ACTIONS_ID_TOKEN_REQUEST_URL}", &vars),
+            expand_with("${ACTIONS_ID_TOKEN_REQUEST_URL}", &vars)
+        );
+        assert_eq!(
+            variables("bearer ${env.TOKEN} ${TOKEN} ${env.OTHER}").unwrap(),
+            vec!["TOKEN", "OTHER"],
+            "both forms name the variable without `env.`, once"
+        );
+        assert_eq!(
+            expand_with("x${env.MISSING}", &[]).unwrap_err(),
+            "unset MISSING",
+            "the lookup is asked for the bare name"
+        );
+        assert_eq!(
+            expand_with("${env}", &[("env", "v")]).unwrap(),
+            "v",
+            "a variable called `env` is still a bare reference"
+        );
+    }
+
+    #[test]
+    fn other_forms_are_errors_that_name_the_accepted_ones() {
+        for template in [
+            "${env.}",
+            "${env.1A}",
+            "${env.env.A}",
+            "${ENV.A}",
+            "${secret.A}",
+            "${env:A}",
+            "${A:-default}",
+            "${ A }",
+            "${env.A",
+        ] {
+            let err = expand_with(template, &[("A", "v")]).unwrap_err();
+            assert!(
+                err.contains("write `${NAME}` or `${env.NAME}`"),
+                "{template}: {err}"
+            );
+            assert_eq!(variables(template).unwrap_err().0, err, "{template}");
+        }
+        assert!(
+            expand_with("${secret.A}", &[])
+                .unwrap_err()
+                .starts_with("`${secret.A}` is not a valid reference"),
+            "the reference is shown as written"
+        );
     }
 
     #[test]

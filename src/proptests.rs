@@ -38,6 +38,7 @@ fn field_text() -> impl Strategy<Value = String> {
         Just("http://[::1]:1/x?q".to_string()),
         Just("https://idp.example/t?aud=${AUD}".to_string()),
         Just("${URL}".to_string()),
+        Just("${env.URL}&audience=x".to_string()),
         Just("Bearer ${TOKEN}".to_string()),
         Just("/var/run/token".to_string()),
         Just("TOKEN".to_string()),
@@ -200,10 +201,12 @@ proptest! {
     fn a_reference_expands_to_exactly_its_value_once(
         before in "[^$]{0,8}",
         name in "[A-Za-z_][A-Za-z0-9_]{0,16}",
+        env_form in any::<bool>(),
         value in prop_oneof![any::<String>(), Just("${OTHER}".to_string()), Just("$${X}}".to_string())],
         after in "[^$]{0,8}",
     ) {
-        let template = format!("{before}${{{name}}}{after}");
+        let prefix = if env_form { "env." } else { "" };
+        let template = format!("{before}${{{prefix}{name}}}{after}");
         let mut asked = Vec::new();
         let out = expand::expand(
             &template,
@@ -244,6 +247,7 @@ proptest! {
             Ok(issued) => {
                 let token = issued.token.expose();
                 prop_assert!(!token.is_empty() && token.trim() == token);
+                prop_assert!(crate::token::is_b64token(token), "{:?}", token);
                 prop_assert!(issued.expires_in_secs > 0);
             }
             Err(error) => {

@@ -12,15 +12,16 @@ use crate::origin::origin;
 pub struct UrlRequirement {
     /// The URL as written, references unexpanded.
     pub template: String,
-    /// Its origin, when no `${VAR}` decides it.
+    /// Its origin, when no `${NAME}` or `${env.NAME}` decides it.
     pub origin: Option<String>,
 }
 
 /// The env vars, files, origins, URLs and commands a config uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Requirements {
-    /// Environment variables, including every `${VAR}` in the identity URL
-    /// and its header values.
+    /// Environment variables, including every variable the identity URL and
+    /// its header values reference (`NAME` for both `${NAME}` and
+    /// `${env.NAME}`).
     pub env: Vec<String>,
     /// Files.
     pub files: Vec<String>,
@@ -133,6 +134,34 @@ mod tests {
             fixed.urls[0].origin.as_deref(),
             Some("http://169.254.169.254")
         );
+        assert_eq!(fixed.env, ["AUD"]);
+    }
+
+    #[test]
+    fn the_env_form_lists_the_bare_variable_name() {
+        let url = needs(serde_json::json!({
+            "url": "${env.ACTIONS_ID_TOKEN_REQUEST_URL}&audience=https://api.anthropic.com",
+            "headers": {
+                "Authorization": "bearer ${env.ACTIONS_ID_TOKEN_REQUEST_TOKEN}",
+                "X-Same": "${ACTIONS_ID_TOKEN_REQUEST_TOKEN}"
+            }
+        }));
+        assert_eq!(
+            url.env,
+            [
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+            ]
+        );
+        assert_eq!(
+            url.urls[0].template,
+            "${env.ACTIONS_ID_TOKEN_REQUEST_URL}&audience=https://api.anthropic.com",
+            "the URL is kept as written"
+        );
+        assert_eq!(url.urls[0].origin, None);
+
+        let fixed = needs(serde_json::json!({"url": "https://idp.example/t?aud=${env.AUD}"}));
+        assert_eq!(fixed.urls[0].origin.as_deref(), Some("https://idp.example"));
         assert_eq!(fixed.env, ["AUD"]);
     }
 }

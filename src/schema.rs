@@ -108,10 +108,12 @@ pub struct CommandSource {
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UrlSource {
-    /// The URL; `${VAR}` references are expanded from the environment.
+    /// The URL; `${NAME}` and `${env.NAME}` references are expanded from the
+    /// environment.
     #[schemars(regex(pattern = r"^(https?://|\$\{)"))]
     pub url: String,
-    /// Request headers; values may hold `${VAR}` references.
+    /// Request headers; values may hold `${NAME}` or `${env.NAME}`
+    /// references.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
     /// The top-level JSON string field that holds the token.

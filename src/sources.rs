@@ -4,7 +4,7 @@ use crate::capabilities::{CapError, Capabilities, Header, HttpRequest};
 use crate::config::{COMMAND_TIMEOUT_MS, Config, IdentitySource};
 use crate::error::{Capability, Error, SourceKind};
 use crate::expand;
-use crate::text::{SNIPPET_BYTES, duplicate_field, field_name, snippet};
+use crate::text::{SNIPPET_BYTES, duplicate_field, field_name, redact_credentials, snippet};
 use crate::token::Secret;
 
 /// The largest identity token accepted, in bytes.
@@ -120,7 +120,11 @@ fn run(
             Some(code) => format!("exited with status {code}"),
             None => "was ended by a signal".to_string(),
         };
-        let stderr = snippet(&output.stderr, SNIPPET_BYTES, &[]);
+        // The child gets the granted variables and may print them, or the
+        // token it fetched, on stderr: credential-shaped strings are hidden
+        // before the snippet is cut.
+        let stderr = redact_credentials(&String::from_utf8_lossy(&output.stderr));
+        let stderr = snippet(stderr.as_bytes(), SNIPPET_BYTES, &[]);
         let stderr = if stderr.is_empty() {
             "no stderr".to_string()
         } else {

@@ -30,6 +30,40 @@ pub(crate) fn snippet(bytes: &[u8], max: usize, secrets: &[&str]) -> String {
     out
 }
 
+/// The starts of credentials that [`redact_credentials`] hides: a JWT (its
+/// base64url header, `{"…`) and an Anthropic key or token.
+const CREDENTIAL_STARTS: [&str; 2] = ["eyJ", "sk-ant-"];
+
+/// `text` with every credential-looking string replaced by `[redacted]`:
+/// from a JWT-shaped `eyJ…` or an `sk-ant-…` to the end of its run of token
+/// characters (letters, digits and `-._~+/=`). For text that no secret list
+/// covers, such as a failing command's stderr, which can print what the
+/// command read or was given (a helper run under `set -x`).
+pub(crate) fn redact_credentials(text: &str) -> String {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let run_len = rest.find(|c| !is_token_char(c)).unwrap_or(rest.len());
+        let (run, after) = rest.split_at(run_len);
+        let start = CREDENTIAL_STARTS
+            .iter()
+            .filter_map(|prefix| run.find(prefix))
+            .min();
+        match start {
+            Some(start) => {
+                out.push_str(&run[..start]);
+                out.push_str("[redacted]");
+            }
+            None => out.push_str(run),
+        }
+        let other_len = after.find(is_token_char).unwrap_or(after.len());
+        out.push_str(&after[..other_len]);
+        rest = &after[other_len..];
+    }
+    out
+}
+
 /// A field name that the top-level JSON object in `bytes` gives more than
 /// once, if any (the first such name, for an error message).
 ///
@@ -122,6 +156,27 @@ mod tests {
         );
         assert_eq!(field_name("sk-ant-oat01-x", &["access_token"]), "a field");
         assert_eq!(field_name("bearer-secret", &[]), "a field");
+    }
+
+    #[test]
+    fn redacts_credential_shaped_strings() {
+        assert_eq!(
+            redact_credentials(
+                "+ curl -H 'Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2ln' x\n\
+                 key=sk-ant-api03-Ab_9~+/== next\tsk-ant-oat01-z"
+            ),
+            "+ curl -H 'Authorization: Bearer [redacted]' x\n\
+             key=[redacted] next\t[redacted]"
+        );
+        assert_eq!(
+            redact_credentials("error: no such file (eyJ)"),
+            "error: no such file ([redacted])"
+        );
+        assert_eq!(
+            redact_credentials("plain text, é ✓, no secret: keys, eyes"),
+            "plain text, é ✓, no secret: keys, eyes"
+        );
+        assert_eq!(redact_credentials(""), "");
     }
 
     #[test]

@@ -50,9 +50,46 @@ pub struct AccessToken {
     pub assertion: Fingerprint,
 }
 
+/// Whether `token` is an RFC 6750 `b64token`:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+///
+/// Only such tokens are handed out, so that no character of a token can
+/// mean something to a shell, a header or a terminal (quotes, `;`, `$`,
+/// white space, line breaks, control characters).
+pub(crate) fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn b64token_alphabet() {
+        for good in ["sk-ant-oat01-Ab_9~+/.x", "a", "abc==", "A-b.c_d~e+f/g="] {
+            assert!(is_b64token(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "==",
+            "a=b",
+            "sk-ant-x'; touch INJECTED; echo '",
+            "sk-ant-x\nexport A=1",
+            "a b",
+            "a\tb",
+            "a\u{7f}",
+            "a$b",
+            "a\"b",
+            "sk-ant-é",
+            "a\0",
+        ] {
+            assert!(!is_b64token(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn debug_never_prints_the_token() {

@@ -355,7 +355,7 @@ fn model_picks_the_auth_that_wins_in_an_agent_config() {
 }
 
 #[test]
-fn a_custom_provider_needs_type_anthropic() {
+fn a_custom_provider_needs_provider_anthropic() {
     let files = Files::new();
     let token = files.dir().join("token");
     let custom = |kind: &str| {
@@ -378,14 +378,14 @@ models:
         )
     };
     let untyped = files.write("untyped.yaml", custom(""));
-    let typed = files.write("typed.yaml", custom("    type: anthropic\n"));
+    let typed = files.write("typed.yaml", custom("    provider: anthropic\n"));
 
     let refused = wif("check", &untyped, &["--model", "claude-corp"]);
     let accepted = wif("check", &typed, &["--model", "claude-corp"]);
 
     assert_eq!(refused.code, Some(3), "{refused:?}");
     assert!(
-        refused.stderr.contains("add `type: anthropic`"),
+        refused.stderr.contains("add `provider: anthropic`"),
         "{}",
         refused.stderr
     );

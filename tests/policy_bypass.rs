@@ -8,8 +8,10 @@
 //! the policy file's validation, the component's config validation, the
 //! component's own run-time check, or the host's policy (`Error::Denied`).
 //! A few rows are not refusals but documented normalizations (an upper-case
-//! host, `2130706433` for `127.0.0.1`): they reach the very destination that
-//! was granted. The tables are printed
+//! host, a default port): they reach the very destination that was granted.
+//! Spellings the host's URL parser would rewrite (`2130706433` for
+//! `127.0.0.1`, percent-encoding, `\`) are refused by the component's config
+//! validation, so that both sides always name the same origin. The tables are printed
 //! (`cargo test --test policy_bypass -- --nocapture`).
 
 mod common;
@@ -226,7 +228,8 @@ fn url_tricks_on_the_identity_url() {
     )));
     let mut table = Table::new("identity URL (url source), http://127.0.0.1:PORT granted");
 
-    let same = "the URL parser normalizes it to the granted 127.0.0.1: same destination";
+    let spelled =
+        "an IPv4 address the URL parser would rewrite is refused as written (issue 14, item 6)";
     let cases: Vec<(&str, String, &Provider, Layer, &str)> = vec![
         (
             "userinfo: 127.0.0.1:PORT@127.0.0.2:PORT",
@@ -281,15 +284,15 @@ fn url_tricks_on_the_identity_url() {
             "percent-encoded dot: localhost%2E",
             format!("http://localhost%2E:{i}/oidc"),
             &granted_localhost,
-            Layer::Host("http-fetch"),
-            "decodes to `localhost.`, not granted",
+            Layer::ConfigValidation,
+            "nothing percent-encoded in a host (issue 14, item 6)",
         ),
         (
             "IPv4-mapped IPv6 [::ffff:127.0.0.1]",
             format!("http://[::ffff:127.0.0.1]:{i}/oidc"),
             &granted,
-            Layer::Host("http-fetch"),
-            "another origin ([::ffff:7f00:1])",
+            Layer::ConfigValidation,
+            "an IPv6 address in another spelling than the parser's ([::ffff:7f00:1]) is refused",
         ),
         (
             "IPv6 loopback [::1]",
@@ -309,43 +312,43 @@ fn url_tricks_on_the_identity_url() {
             "decimal 2130706433",
             format!("http://2130706433:{i}/oidc"),
             &granted,
-            Layer::Allowed,
-            same,
+            Layer::ConfigValidation,
+            spelled,
         ),
         (
             "hex 0x7f.0.0.1",
             format!("http://0x7f.0.0.1:{i}/oidc"),
             &granted,
-            Layer::Allowed,
-            same,
+            Layer::ConfigValidation,
+            spelled,
         ),
         (
             "octal 0177.0.0.1",
             format!("http://0177.0.0.1:{i}/oidc"),
             &granted,
-            Layer::Allowed,
-            same,
+            Layer::ConfigValidation,
+            spelled,
         ),
         (
             "short 127.1",
             format!("http://127.1:{i}/oidc"),
             &granted,
-            Layer::Allowed,
-            same,
+            Layer::ConfigValidation,
+            spelled,
         ),
         (
             "trailing dot: 127.0.0.1.",
             format!("http://127.0.0.1.:{i}/oidc"),
             &granted,
-            Layer::Allowed,
-            same,
+            Layer::ConfigValidation,
+            spelled,
         ),
         (
             "percent-encoded 127.0.0.%31",
             format!("http://127.0.0.%31:{i}/oidc"),
             &granted,
-            Layer::Allowed,
-            same,
+            Layer::ConfigValidation,
+            spelled,
         ),
         (
             "@ in the fragment",

@@ -6,10 +6,13 @@
 //! and the SDK variables are not read; without one, the SDK variables are
 //! (see [`auth_from_sdk_env`]).
 //!
-//! In an agent config a model's `auth` wins over its provider's, a provider's
-//! `base_url` becomes the token endpoint's base when the `auth` block sets
-//! none, and a provider other than the built-in `anthropic` must say
-//! `type: anthropic` for its `auth` to be accepted.
+//! An agent config is read as docker-agent reads it: a model's `auth` wins
+//! over its provider's; a model's `provider:` names a built-in provider or a
+//! key of `providers:`, and a custom provider names its underlying provider
+//! with `provider:`, which must be `anthropic` for an `auth` block to be
+//! accepted; a provider's `base_url` becomes the token endpoint's base when
+//! the `auth` block sets none. Everything else in the file (`agents`,
+//! `toolsets`, `max_tokens`, `provider_opts`, …) is not ours and is ignored.
 
 use std::path::{Path, PathBuf};
 
@@ -50,20 +53,48 @@ pub const SDK_VARIABLES: [&str; 7] = [
     "ANTHROPIC_BASE_URL",
 ];
 
-/// The JSON text of the `auth` block to use: from `config` when a file is
-/// given (the SDK variables are then ignored), else from the SDK variables
-/// read through `env`.
+/// An `auth` block and where it sits in its file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocatedAuth {
+    /// The `auth` block.
+    pub auth: Value,
+    /// Its path in an agent config (`providers.NAME.auth`,
+    /// `models.NAME.auth`); `None` for a bare `auth` block or the SDK
+    /// variables, where the component's field paths need no prefix.
+    pub location: Option<String>,
+}
+
+impl LocatedAuth {
+    /// The JSON text of the `auth` block, as the component takes it.
+    pub fn json(&self) -> String {
+        self.auth.to_string()
+    }
+
+    /// `field` (a path inside the `auth` block, as the component names it)
+    /// as a path in the file.
+    pub fn field_in_file(&self, field: &str) -> String {
+        match (&self.location, field.is_empty()) {
+            (None, _) => field.to_string(),
+            (Some(location), true) => location.clone(),
+            (Some(location), false) => format!("{location}.{field}"),
+        }
+    }
+}
+
+/// The `auth` block to use: from `config` when a file is given (the SDK
+/// variables are then ignored), else from the SDK variables read through
+/// `env`.
 pub fn resolve(
     config: Option<&Path>,
     model: Option<&str>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigFileError> {
+) -> Result<LocatedAuth, ConfigFileError> {
     match config {
-        Some(path) => load_auth(path, model),
+        Some(path) => locate_auth(&read_document(path)?, model),
         None if model.is_some() => Err(ConfigFileError::Shape(
             "--model needs an agent config given with --config".into(),
         )),
-        None => auth_from_sdk_env(env)?.map(|auth| auth.to_string()).ok_or_else(|| {
+        None => auth_from_sdk_env(env)?.map(|auth| LocatedAuth { auth, location: None }).ok_or_else(|| {
             ConfigFileError::Shape(
                 "no --config given and ANTHROPIC_FEDERATION_RULE_ID is not set: pass --config FILE or set the SDK \
                  variables (ANTHROPIC_FEDERATION_RULE_ID, ANTHROPIC_ORGANIZATION_ID, ANTHROPIC_IDENTITY_TOKEN_FILE or \
@@ -125,7 +156,7 @@ pub fn auth_from_sdk_env(
 
 /// Reads `path` and returns the JSON text of the `auth` block to use.
 pub fn load_auth(path: &Path, model: Option<&str>) -> Result<String, ConfigFileError> {
-    auth_block(&read_document(path)?, model).map(|auth| auth.to_string())
+    locate_auth(&read_document(path)?, model).map(|located| located.json())
 }
 
 /// Reads a YAML or JSON file as a JSON value.
@@ -142,13 +173,21 @@ pub fn read_document(path: &Path) -> Result<Value, ConfigFileError> {
 
 /// The `auth` block of a parsed document.
 pub fn auth_block(document: &Value, model: Option<&str>) -> Result<Value, ConfigFileError> {
+    locate_auth(document, model).map(|located| located.auth)
+}
+
+/// The `auth` block of a parsed document and where it sits.
+pub fn locate_auth(document: &Value, model: Option<&str>) -> Result<LocatedAuth, ConfigFileError> {
     let shape = |m: String| ConfigFileError::Shape(m);
     let Some(top) = document.as_object() else {
         return Err(shape(
             "the config must be a map: an `auth` block or an agent config with `providers:`".into(),
         ));
     };
-    if top.contains_key("providers") || top.contains_key("models") {
+    if ["providers", "models", "agents"]
+        .iter()
+        .any(|key| top.contains_key(*key))
+    {
         return agent_auth(top, model);
     }
     if model.is_some() {
@@ -156,13 +195,20 @@ pub fn auth_block(document: &Value, model: Option<&str>) -> Result<Value, Config
             "--model needs an agent config with `models:`; this file is a bare `auth` block".into(),
         ));
     }
-    match top.get("auth") {
-        Some(auth) if top.len() == 1 => Ok(auth.clone()),
-        _ => Ok(document.clone()),
-    }
+    let auth = match top.get("auth") {
+        Some(auth) if top.len() == 1 => auth.clone(),
+        _ => document.clone(),
+    };
+    Ok(LocatedAuth {
+        auth,
+        location: None,
+    })
 }
 
-fn agent_auth(top: &Map<String, Value>, model: Option<&str>) -> Result<Value, ConfigFileError> {
+fn agent_auth(
+    top: &Map<String, Value>,
+    model: Option<&str>,
+) -> Result<LocatedAuth, ConfigFileError> {
     let shape = ConfigFileError::Shape;
     let empty = Map::new();
     let providers = match top.get("providers") {
@@ -175,37 +221,37 @@ fn agent_auth(top: &Map<String, Value>, model: Option<&str>) -> Result<Value, Co
         }
     };
     let models = models(top.get("models"))?;
-    let (provider_name, auth) = match model {
+    let (provider_name, auth, location) = match model {
         Some(name) => {
-            let entry = models
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, e)| *e)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = models.iter().map(|(n, _)| n.as_str()).collect();
-                    shape(format!(
-                        "model `{name}` is not in `models` (known: {})",
-                        list(&known)
-                    ))
-                })?;
-            let provider = match entry.get("provider") {
+            let model = models.iter().find(|m| m.name == name).ok_or_else(|| {
+                let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+                shape(format!(
+                    "model `{name}` is not in `models` (known: {})",
+                    list(&known)
+                ))
+            })?;
+            let provider = match model.settings.get("provider") {
                 Some(Value::String(p)) => p.clone(),
                 None => "anthropic".to_string(),
                 Some(_) => {
                     return Err(shape(format!(
-                        "models.{name}.provider must be a provider name"
+                        "{}.provider must be a provider name",
+                        model.path
                     )));
                 }
             };
-            let auth = match entry.get("auth") {
-                Some(auth) => auth.clone(),
-                None => provider_auth(providers, &provider)?.ok_or_else(|| {
-                    shape(format!(
-                        "neither model `{name}` nor its provider `{provider}` has an `auth` block"
-                    ))
-                })?,
+            let (auth, location) = match model.settings.get("auth") {
+                Some(auth) => (auth.clone(), format!("{}.auth", model.path)),
+                None => {
+                    let auth = provider_auth(providers, &provider)?.ok_or_else(|| {
+                        shape(format!(
+                            "neither model `{name}` nor its provider `{provider}` has an `auth` block"
+                        ))
+                    })?;
+                    (auth, format!("providers.{provider}.auth"))
+                }
             };
-            (provider, auth)
+            (provider, auth, location)
         }
         None => {
             let with_auth: Vec<&String> = providers
@@ -215,13 +261,13 @@ fn agent_auth(top: &Map<String, Value>, model: Option<&str>) -> Result<Value, Co
                 .collect();
             let models_with_auth: Vec<&str> = models
                 .iter()
-                .filter(|(_, e)| e.get("auth").is_some())
-                .map(|(n, _)| n.as_str())
+                .filter(|m| m.settings.get("auth").is_some())
+                .map(|m| m.name.as_str())
                 .collect();
             match (with_auth.as_slice(), models_with_auth.is_empty()) {
                 ([only], true) => {
                     let auth = provider_auth(providers, only)?.unwrap_or_default();
-                    ((*only).clone(), auth)
+                    ((*only).clone(), auth, format!("providers.{only}.auth"))
                 }
                 ([], true) => {
                     return Err(shape(
@@ -229,7 +275,7 @@ fn agent_auth(top: &Map<String, Value>, model: Option<&str>) -> Result<Value, Co
                     ));
                 }
                 _ => {
-                    let choices: Vec<&str> = models.iter().map(|(n, _)| n.as_str()).collect();
+                    let choices: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
                     return Err(shape(format!(
                         "several providers or models define `auth`; pick a model with --model (one of: {})",
                         list(&choices)
@@ -238,14 +284,24 @@ fn agent_auth(top: &Map<String, Value>, model: Option<&str>) -> Result<Value, Co
             }
         }
     };
-    check_provider_type(providers, &provider_name)?;
-    Ok(with_provider_base_url(auth, providers.get(&provider_name)))
+    check_underlying_provider(providers, &provider_name)?;
+    Ok(LocatedAuth {
+        auth: with_provider_base_url(auth, providers.get(&provider_name)),
+        location: Some(location),
+    })
 }
 
-/// `models` as (name, entry) pairs, from a map or a list of `{name: …}`.
-/// A model's name and its settings.
-type NamedModel<'a> = (String, &'a Map<String, Value>);
+/// A model of `models`.
+struct NamedModel<'a> {
+    /// Its name.
+    name: String,
+    /// Its path in the file: `models.NAME`, or `models[i]` in a list.
+    path: String,
+    /// Its settings.
+    settings: &'a Map<String, Value>,
+}
 
+/// `models`, from a map or a list of `{name: …}`.
 fn models(value: Option<&Value>) -> Result<Vec<NamedModel<'_>>, ConfigFileError> {
     let not_a_model =
         |what: &str| ConfigFileError::Shape(format!("`models` entry {what} must be a map"));
@@ -256,7 +312,11 @@ fn models(value: Option<&Value>) -> Result<Vec<NamedModel<'_>>, ConfigFileError>
             .map(|(name, entry)| {
                 entry
                     .as_object()
-                    .map(|e| (name.clone(), e))
+                    .map(|settings| NamedModel {
+                        name: name.clone(),
+                        path: format!("models.{name}"),
+                        settings,
+                    })
                     .ok_or_else(|| not_a_model(name))
             })
             .collect(),
@@ -264,11 +324,15 @@ fn models(value: Option<&Value>) -> Result<Vec<NamedModel<'_>>, ConfigFileError>
             .iter()
             .enumerate()
             .map(|(i, entry)| {
-                let entry = entry
+                let settings = entry
                     .as_object()
                     .ok_or_else(|| not_a_model(&i.to_string()))?;
-                match entry.get("name") {
-                    Some(Value::String(name)) => Ok((name.clone(), entry)),
+                match settings.get("name") {
+                    Some(Value::String(name)) => Ok(NamedModel {
+                        name: name.clone(),
+                        path: format!("models[{i}]"),
+                        settings,
+                    }),
                     _ => Err(ConfigFileError::Shape(format!(
                         "`models` entry {i} has no `name`"
                     ))),
@@ -294,18 +358,46 @@ fn provider_auth(
     }
 }
 
-fn check_provider_type(providers: &Map<String, Value>, name: &str) -> Result<(), ConfigFileError> {
-    let kind = providers.get(name).and_then(|p| p.get("type"));
-    match kind {
-        Some(Value::String(t)) if t == "anthropic" => Ok(()),
+/// Refuses an `auth` block whose provider is not Anthropic, as docker-agent
+/// does: the underlying provider is the `provider:` of the entry of
+/// `providers:` that `name` names, else `name` itself (a built-in provider).
+fn check_underlying_provider(
+    providers: &Map<String, Value>,
+    name: &str,
+) -> Result<(), ConfigFileError> {
+    const ONLY_ANTHROPIC: &str = "an `auth` block of type workload_identity_federation works only with the \
+                                  anthropic provider (this tool mints Anthropic tokens only)";
+    let shape = ConfigFileError::Shape;
+    let Some(entry) = providers.get(name) else {
+        return if name == "anthropic" {
+            Ok(())
+        } else {
+            Err(shape(format!(
+                "provider `{name}` is neither the built-in `anthropic` nor a key of `providers`: {ONLY_ANTHROPIC}"
+            )))
+        };
+    };
+    let Some(entry) = entry.as_object() else {
+        return Err(shape(format!("providers.{name} must be a map of settings")));
+    };
+    if entry.contains_key("type") {
+        return Err(shape(format!(
+            "providers.{name}.type: docker-agent names the underlying provider with `provider:`; write \
+             `provider: anthropic`"
+        )));
+    }
+    match entry.get("provider") {
+        Some(Value::String(underlying)) if underlying == "anthropic" => Ok(()),
         None if name == "anthropic" => Ok(()),
-        None => Err(ConfigFileError::Shape(format!(
-            "provider `{name}` is a custom provider: add `type: anthropic` to it, since an `auth` block of type \
-             workload_identity_federation is only accepted for Anthropic providers"
+        None => Err(shape(format!(
+            "provider `{name}` does not name its underlying provider: add `provider: anthropic` to \
+             providers.{name}; {ONLY_ANTHROPIC}"
         ))),
-        Some(other) => Err(ConfigFileError::Shape(format!(
-            "provider `{name}` has type {other}; an `auth` block of type workload_identity_federation is only \
-             accepted for providers of type `anthropic`"
+        Some(Value::String(underlying)) => Err(shape(format!(
+            "providers.{name}.provider is `{underlying}`: {ONLY_ANTHROPIC}"
+        ))),
+        Some(_) => Err(shape(format!(
+            "providers.{name}.provider must be a provider name, e.g. `provider: anthropic`"
         ))),
     }
 }

@@ -6,18 +6,23 @@
 //! every diagnostic goes to stderr.
 
 mod demo;
+mod doctor;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anthropic_wif_host::config_file::{ConfigFileError, resolve};
+use anthropic_wif_host::config_file::LocatedAuth;
+use anthropic_wif_host::gateway::{Gateway, Listen};
 use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
+use anthropic_wif_host::sdk_profile::{self, ProfileError, ProfileWriter, resolve_input};
 use anthropic_wif_host::spread::RefreshSpread;
-use anthropic_wif_host::token_cache::TokenCache;
+use anthropic_wif_host::sync::{self, Stop, SyncError};
+use anthropic_wif_host::token_cache::{PolicyInEffect, PolicyOrigin, TokenCache};
 use anthropic_wif_host::{
     AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
-    private_dir,
+    private_dir, shell,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -48,6 +53,15 @@ enum Command {
     Check(ConfigArgs),
     /// Print the minimal policy a config needs (TOML).
     Policy(ConfigArgs),
+    /// Keep an official SDK profile's credentials file fresh (a sidecar):
+    /// applications run with ANTHROPIC_CONFIG_DIR and ANTHROPIC_PROFILE.
+    Sync(SyncArgs),
+    /// A local authenticating gateway for clients that only take a base URL:
+    /// forwards /v1/* to the config's base_url with the token.
+    Proxy(ProxyArgs),
+    /// Check every origin, file, variable and command a config needs: DNS,
+    /// proxy, TCP, TLS, HTTP, existence and grants (never contents).
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(clap::Args)]
@@ -73,23 +87,73 @@ struct TokenArgs {
 #[derive(clap::Args)]
 struct ConfigArgs {
     /// Config file: an `auth` block or an agent config, YAML or JSON.
-    /// Without it, the official SDKs' variables are read
-    /// (ANTHROPIC_FEDERATION_RULE_ID, ANTHROPIC_ORGANIZATION_ID, …).
+    /// Without it, as the official SDKs: ANTHROPIC_PROFILE's profile, else
+    /// the SDK variables (ANTHROPIC_FEDERATION_RULE_ID, …), else the active
+    /// profile (`active_config`, else `default`) of ANTHROPIC_CONFIG_DIR.
     #[arg(long)]
     config: Option<PathBuf>,
     /// In an agent config, the model whose auth to use.
     #[arg(long)]
     model: Option<String>,
+    /// An official SDK profile (`oidc_federation`) to read instead of a
+    /// config file: ANTHROPIC_CONFIG_DIR/configs/NAME.json.
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    profile: Option<String>,
 }
 
 impl ConfigArgs {
-    /// The JSON text of the `auth` block: from the file, or from the SDK
-    /// variables when no file is given.
-    fn load(&self) -> Result<String, ConfigFileError> {
-        resolve(self.config.as_deref(), self.model.as_deref(), |name| {
-            std::env::var(name).ok()
-        })
+    /// The `auth` block, with its place in an agent config.
+    fn load(&self) -> Result<LocatedAuth, ProfileError> {
+        resolve_input(
+            self.config.as_deref(),
+            self.model.as_deref(),
+            self.profile.as_deref(),
+            |name| std::env::var(name).ok(),
+        )
+        .map(|input| input.auth)
     }
+}
+
+#[derive(clap::Args)]
+struct ProxyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Policy file (TOML); without it, the minimal policy is derived.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Where to listen: 127.0.0.1:PORT, [::1]:PORT or unix:PATH (loopback
+    /// only).
+    #[arg(long, value_name = "ADDRESS")]
+    listen: String,
+}
+
+#[derive(clap::Args)]
+struct SyncArgs {
+    /// Config file, as for `token`. Without it, as for `token` (SDK
+    /// variables and profiles), with --from-profile for --profile.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// In an agent config, the model whose auth to use.
+    #[arg(long)]
+    model: Option<String>,
+    /// An official SDK profile (`oidc_federation`) to read instead of a
+    /// config file.
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    from_profile: Option<String>,
+    /// Policy file (TOML); without it, the minimal policy is derived.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The profile to keep fresh: writes DIR/credentials/NAME.json, and
+    /// DIR/configs/NAME.json when it is missing.
+    #[arg(long, value_name = "NAME")]
+    profile: String,
+    /// The SDKs' config folder. Default: ANTHROPIC_CONFIG_DIR, else
+    /// ~/.config/anthropic (%APPDATA%\\Anthropic on Windows).
+    #[arg(long, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// Write one token and exit.
+    #[arg(long)]
+    once: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,11 +173,20 @@ const BAD_CONFIG: u8 = 3;
 const DENIED: u8 = 4;
 const NO_TOKEN: u8 = 5;
 
-impl From<ConfigFileError> for Failure {
-    fn from(e: ConfigFileError) -> Failure {
+impl From<ProfileError> for Failure {
+    fn from(e: ProfileError) -> Failure {
         Failure {
             code: BAD_CONFIG,
             message: e.to_string(),
+        }
+    }
+}
+
+impl From<SyncError> for Failure {
+    fn from(e: SyncError) -> Failure {
+        match e {
+            SyncError::Token(e) => e.into(),
+            SyncError::Profile(e) => e.into(),
         }
     }
 }
@@ -142,6 +215,16 @@ impl From<Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    // A parent may start this program with SIGCHLD ignored, and then the
+    // system would discard the exit status of every command it runs (the
+    // library refuses to run commands then). The disposition is the
+    // program's to set, never the library's: restore the default.
+    #[cfg(unix)]
+    // SAFETY: setting the default disposition of SIGCHLD, before any
+    // thread or child exists, touches no memory of this process.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("WIF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // The compiler's own tracing is gigabytes at trace level, and the HTTP
@@ -170,6 +253,9 @@ fn main() -> ExitCode {
         Command::Token(args) => token(&args),
         Command::Check(args) => check(&args),
         Command::Policy(args) => policy(&args),
+        Command::Sync(args) => sync(&args),
+        Command::Proxy(args) => proxy(&args),
+        Command::Doctor(args) => doctor::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,58 +266,176 @@ fn main() -> ExitCode {
     }
 }
 
-/// A provider builder that keeps the compiled component in the user's cache
+/// The user's cache folder (`$XDG_CACHE_HOME/anthropic-wif` or
+/// `$HOME/.cache/anthropic-wif`), when it is safe; when it is not, one
+/// warning says why and the run goes on without the cache.
+fn user_cache() -> Option<PathBuf> {
+    match private_dir::user_cache_root() {
+        Ok(root) => root.map(|root| root.path().to_path_buf()),
+        Err(problem) => {
+            tracing::warn!(%problem, "cache folder refused; running without the cache");
+            None
+        }
+    }
+}
+
+/// A provider builder that keeps the compiled component in the cache
 /// folder, so that later runs skip compilation.
-fn builder() -> ProviderBuilder {
+fn builder(cache: Option<&Path>) -> ProviderBuilder {
     let builder = Provider::builder();
-    match private_dir::user_cache_dir() {
+    match cache {
         Some(dir) => builder.compile_cache(dir.join("compiled")),
         None => builder,
     }
 }
 
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 fn token(args: &TokenArgs) -> Result<(), Failure> {
-    let config = args.config.load()?;
+    let located = args.config.load()?;
+    let config = located.json();
+    let given = args.policy.as_deref().map(Policy::from_file).transpose()?;
+    let in_effect = match &given {
+        Some(policy) => PolicyInEffect::Given(policy),
+        None => PolicyInEffect::Derived,
+    };
+    let cache_dir = user_cache();
     let cache = if args.no_cache {
         None
     } else {
-        TokenCache::user()
+        cache_dir
+            .as_ref()
+            .map(|dir| TokenCache::new(dir.join("tokens")))
     };
     let spread = RefreshSpread::random();
     // The fast path, without compiling the component: a token another run
     // left that may still be served. Otherwise the provider takes the
     // entry's lock, reads it again, and lets the component decide.
     let now = SystemClock.now().as_secs();
-    let cached = cache.as_ref().and_then(|cache| match cache.load(&config) {
-        Ok(token) => token,
-        Err(problem) => {
-            tracing::warn!(%problem, "token cache not read");
-            None
-        }
-    });
+    let cached = cache
+        .as_ref()
+        .and_then(|cache| match cache.load(&config, in_effect, env_var) {
+            Ok(token) => token,
+            Err(problem) => {
+                tracing::warn!(%problem, "token cache not used; exchanging afresh");
+                None
+            }
+        });
     if let Some(token) = cached.filter(|t| now < spread.serve_until(t)) {
         tracing::debug!("token served from the token cache");
-        print_token(&token, args.format);
-        return Ok(());
+        return print_token(&token, args.format);
     }
-    let mut builder = builder().refresh_spread(spread);
+    let mut builder = builder(cache_dir.as_deref()).refresh_spread(spread);
     if let Some(cache) = &cache {
-        builder = builder.token_cache(cache.dir().to_path_buf());
+        let origin = match &given {
+            Some(_) => PolicyOrigin::Given,
+            None => PolicyOrigin::Derived,
+        };
+        builder = builder.token_cache(cache.dir().to_path_buf(), origin);
     }
     if let Some(path) = &args.component {
         builder = builder.component_file(path)?;
     }
     let inspector = builder.build()?;
+    let needs = inspector
+        .requirements(&config)
+        .map_err(|e| in_file(&located, e))?;
+    let policy = match &given {
+        Some(policy) => policy.clone(),
+        None => Policy::minimal(&needs, env_var).policy,
+    };
+    let token = inspector
+        .with_policy(policy)
+        .get_token(&config)
+        .map_err(|e| in_file(&located, e))?;
+    print_token(&token, args.format)
+}
+
+fn sync(args: &SyncArgs) -> Result<(), Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    let input = resolve_input(
+        args.config.as_deref(),
+        args.model.as_deref(),
+        args.from_profile.as_deref(),
+        env,
+    )?;
+    let dir = match &args.config_dir {
+        Some(dir) => dir.clone(),
+        None => sdk_profile::config_dir(&env)?,
+    };
+    let writer = ProfileWriter::new(dir, &args.profile)?;
+    writer.refuse_as_input(&input.origin)?;
+    let inspector = builder(user_cache().as_deref()).build()?;
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
-        None => derive(&inspector, &config)?.policy,
+        None => derive(&inspector, &input.auth)?.policy,
     };
-    let token = inspector.with_policy(policy).get_token(&config)?;
-    print_token(&token, args.format);
+    let provider = inspector.with_policy(policy);
+    let auth = input.auth.json();
+    writer.prepare(&auth)?;
+    if args.once {
+        sync::refresh_once(&provider, &auth, &writer, false)?;
+        return Ok(());
+    }
+    let stop = Stop::on_signals().map_err(|e| Failure {
+        code: NO_TOKEN,
+        message: format!("cannot watch for SIGTERM and SIGINT: {e}"),
+    })?;
+    eprintln!(
+        "wif-host: sync: keeping {} fresh",
+        writer.credentials_path().display()
+    );
+    sync::run(&provider, &auth, &writer, &stop);
     Ok(())
 }
 
-fn print_token(token: &AccessToken, format: Format) {
+fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
+    let listen = Listen::parse(&args.listen).map_err(|message| Failure { code: 2, message })?;
+    let located = args.config.load()?;
+    let inspector = builder(user_cache().as_deref()).build()?;
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&inspector, &located)?.policy,
+    };
+    let provider = inspector.with_policy(policy);
+    let config = located.json();
+    provider
+        .requirements(&config)
+        .map_err(|e| in_file(&located, e))?;
+    let upstream = Gateway::upstream_of(&config);
+    eprintln!(
+        "wif-host: proxy: forwarding {} /v1/* to {upstream}",
+        args.listen
+    );
+    Arc::new(Gateway::new(provider, config, &upstream))
+        .serve(&listen)
+        .map_err(|e| Failure {
+            code: NO_TOKEN,
+            message: format!("cannot listen on {}: {e}", args.listen),
+        })
+}
+
+/// Refuses a token that is not an RFC 6750 `b64token` before it is printed
+/// or cached: the embedded component never issues one, but a cache file or
+/// a `--component` might hand one over, and a quote or a line break in it
+/// would be read by the shell that `eval`s the output.
+fn check_printable(token: &AccessToken) -> Result<(), Failure> {
+    if token.is_b64token() {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: NO_TOKEN,
+            message: "the access token has characters outside the RFC 6750 token alphabet; \
+                      it is neither printed nor cached"
+                .into(),
+        })
+    }
+}
+
+fn print_token(token: &AccessToken, format: Format) -> Result<(), Failure> {
+    check_printable(token)?;
     let secret = token.token.expose();
     match format {
         Format::Raw => println!("{secret}"),
@@ -244,21 +448,25 @@ fn print_token(token: &AccessToken, format: Format) {
                 "refresh_after": token.refresh_after,
             })
         ),
-        Format::Env => println!("export ANTHROPIC_AUTH_TOKEN='{secret}'"),
+        Format::Env => println!("export ANTHROPIC_AUTH_TOKEN={}", shell::quote(secret)),
     }
+    Ok(())
 }
 
 fn check(args: &ConfigArgs) -> Result<(), Failure> {
-    let config = args.load()?;
-    let needs = builder().build()?.requirements(&config)?;
+    let located = args.load()?;
+    let needs = builder(user_cache().as_deref())
+        .build()?
+        .requirements(&located.json())
+        .map_err(|e| in_file(&located, e))?;
     println!("config is valid; it requires:");
     print_requirements(&needs);
     Ok(())
 }
 
 fn policy(args: &ConfigArgs) -> Result<(), Failure> {
-    let config = args.load()?;
-    let minimal = derive(&builder().build()?, &config)?;
+    let located = args.load()?;
+    let minimal = derive(&builder(user_cache().as_deref()).build()?, &located)?;
     print!("{}", minimal.toml);
     for note in &minimal.notes {
         eprintln!("wif-host: note: {note}");
@@ -266,11 +474,26 @@ fn policy(args: &ConfigArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The minimal policy for a config, with `${VAR}` origins resolved from this
-/// process's environment.
-fn derive(provider: &Provider, config: &str) -> Result<MinimalPolicy, Failure> {
-    let needs = provider.requirements(config)?;
-    Ok(Policy::minimal(&needs, |name| std::env::var(name).ok()))
+/// The minimal policy for a config, with origins that variables decide
+/// resolved from this process's environment.
+fn derive(provider: &Provider, located: &LocatedAuth) -> Result<MinimalPolicy, Failure> {
+    let needs = provider
+        .requirements(&located.json())
+        .map_err(|e| in_file(located, e))?;
+    Ok(Policy::minimal(&needs, env_var))
+}
+
+/// A component error as a failure, an invalid field named by its path in
+/// the config file (`providers.NAME.auth.workload_identity_federation.…`).
+fn in_file(located: &LocatedAuth, error: Error) -> Failure {
+    match error {
+        Error::InvalidConfig { field, message } => Error::InvalidConfig {
+            field: located.field_in_file(&field),
+            message,
+        }
+        .into(),
+        other => other.into(),
+    }
 }
 
 fn print_requirements(needs: &Requirements) {

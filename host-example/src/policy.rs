@@ -16,6 +16,8 @@
 //! allow_origins = ["https://api.anthropic.com"]       # scheme://host[:port]
 //! timeout_secs = 30
 //! max_body_bytes = 1048576
+//! ca_files = ["/etc/pki/corp-proxy-ca.pem"]           # added to the system roots
+//! proxy = "env"                     # or "none", or "http://proxy.corp:3128"
 //!
 //! [commands]
 //! allow = [["gcloud", "auth", "print-identity-token"]]   # argv prefixes
@@ -26,12 +28,14 @@
 //! Parsing is strict: unknown keys, relative paths, origins with a path and
 //! plain-http origins off loopback are errors that say what to write.
 
-use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::net::proxy::{ProxySetting, ProxyUrl};
+use crate::net::tls;
+pub use crate::origin::Origin;
 use crate::requirements::Requirements;
 
 /// Why a policy could not be loaded.
@@ -102,6 +106,9 @@ struct RawHttp {
     allow_origins: Vec<String>,
     timeout_secs: Option<f64>,
     max_body_bytes: Option<u64>,
+    #[serde(default)]
+    ca_files: Vec<String>,
+    proxy: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,59 +118,6 @@ struct RawCommands {
     allow: Vec<Vec<String>>,
     timeout_secs: Option<f64>,
     max_output_bytes: Option<u64>,
-}
-
-/// A granted HTTP origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// `http` or `https`.
-    pub scheme: String,
-    /// The host, as the URL parser serializes it (lower case, IPv6 in
-    /// brackets).
-    pub host: String,
-    /// The port, default ports included.
-    pub port: u16,
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let default = if self.scheme == "https" { 443 } else { 80 };
-        if self.port == default {
-            write!(f, "{}://{}", self.scheme, self.host)
-        } else {
-            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
-        }
-    }
-}
-
-impl Origin {
-    /// The origin of a parsed URL; `None` for schemes other than http(s) or
-    /// URLs without a host.
-    pub fn of(url: &url::Url) -> Option<Origin> {
-        let scheme = url.scheme();
-        if scheme != "http" && scheme != "https" {
-            return None;
-        }
-        Some(Origin {
-            scheme: scheme.to_string(),
-            host: url.host_str()?.to_string(),
-            port: url.port_or_known_default()?,
-        })
-    }
-
-    /// Whether plain http is acceptable for this host: loopback and
-    /// link-local (cloud metadata) addresses only.
-    pub fn allows_plain_http(&self) -> bool {
-        if self.host == "localhost" {
-            return true;
-        }
-        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
-        match bare.parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local(),
-            Ok(IpAddr::V6(ip)) => ip.is_loopback() || (ip.segments()[0] & 0xffc0) == 0xfe80,
-            Err(_) => false,
-        }
-    }
 }
 
 /// A validated policy. [`Policy::default`] grants nothing.
@@ -183,6 +137,11 @@ pub struct Policy {
     pub http_timeout: Duration,
     /// The largest response body, in bytes; more is an error.
     pub max_body_bytes: u64,
+    /// PEM files of CA certificates trusted in addition to the platform's
+    /// roots.
+    pub ca_files: Vec<PathBuf>,
+    /// Which proxy requests take.
+    pub proxy: ProxySetting,
     /// Argv prefixes the component may run.
     pub commands: Vec<Vec<String>>,
     /// Time limit of one command; the component may ask for less.
@@ -213,6 +172,8 @@ impl Default for Policy {
             origins: Vec::new(),
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            ca_files: Vec::new(),
+            proxy: ProxySetting::Env,
             commands: Vec::new(),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
@@ -267,6 +228,8 @@ impl Policy {
                 defaults.max_body_bytes,
                 "http.max_body_bytes",
             )?,
+            ca_files: ca_files(raw.http.ca_files)?,
+            proxy: proxy_setting(raw.http.proxy.as_deref())?,
             commands: raw
                 .commands
                 .allow
@@ -334,15 +297,15 @@ pub struct MinimalPolicy {
     pub policy: Policy,
     /// The policy as TOML, ready to save and review.
     pub toml: String,
-    /// What could not be derived (an origin decided by an unset `${VAR}`),
+    /// What could not be derived (an origin decided by an unset variable),
     /// for the user to add by hand.
     pub notes: Vec<String>,
 }
 
 impl Policy {
-    /// The minimal policy for `needs`. Identity URLs whose origin a `${VAR}`
-    /// decides are resolved with `env`; when that fails a note says what to
-    /// add.
+    /// The minimal policy for `needs`. Identity URLs whose origin a
+    /// `${NAME}` or `${env.NAME}` reference decides are resolved with `env`;
+    /// when that fails a note says what to add.
     pub fn minimal(needs: &Requirements, env: impl Fn(&str) -> Option<String>) -> MinimalPolicy {
         let mut notes = Vec::new();
         let mut origins: Vec<String> = Vec::new();
@@ -387,14 +350,16 @@ impl Policy {
     }
 }
 
-/// Expands `${VAR}` references with `env`; `None` when one is unset.
+/// Expands `${NAME}` and `${env.NAME}` references with `env`; `None` when
+/// one is unset. (The component has already refused any other form.)
 fn expand_with(template: &str, env: &impl Fn(&str) -> Option<String>) -> Option<String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let end = rest[start..].find('}')? + start;
-        out.push_str(&env(&rest[start + 2..end])?);
+        let reference = &rest[start + 2..end];
+        out.push_str(&env(reference.strip_prefix("env.").unwrap_or(reference))?);
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
@@ -513,6 +478,31 @@ pub fn parse_origin(text: &str, key: &str) -> Result<Origin, PolicyError> {
         ));
     }
     Ok(origin)
+}
+
+fn ca_files(entries: Vec<String>) -> Result<Vec<PathBuf>, PolicyError> {
+    let files = paths(entries, "http.ca_files")?;
+    for (i, file) in files.iter().enumerate() {
+        tls::load_ca_file(file).map_err(|problem| {
+            invalid(
+                format!("http.ca_files[{i}]"),
+                format!("{problem}; list PEM files of CA certificates"),
+            )
+        })?;
+    }
+    Ok(files)
+}
+
+fn proxy_setting(value: Option<&str>) -> Result<ProxySetting, PolicyError> {
+    const WHAT: &str = "write `\"env\"` (the proxy variables decide), `\"none\"` or a proxy URL such as `\"http://proxy.example.com:3128\"`";
+    match value {
+        None | Some("env") => Ok(ProxySetting::Env),
+        Some("none") => Ok(ProxySetting::None),
+        Some(url) if url.contains("://") => ProxyUrl::parse(url)
+            .map(ProxySetting::Pinned)
+            .map_err(|problem| invalid("http.proxy", format!("the value {problem}; {WHAT}"))),
+        Some(_) => Err(invalid("http.proxy", format!("unknown value; {WHAT}"))),
+    }
 }
 
 fn argv_prefix(argv: Vec<String>, key: &str) -> Result<Vec<String>, PolicyError> {

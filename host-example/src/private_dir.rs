@@ -1,16 +1,29 @@
-//! Folders and files that only the current user may read or write: the
-//! compile cache and the token cache live in them.
+//! Folders and files that only the current user may write: the compile
+//! cache and the token cache live in them.
 //!
-//! A folder or file that is a symlink, belongs to someone else, or is open to
-//! other users is refused, so that another account can neither plant code or
-//! a token for us nor read ours. Files are written atomically (a private
-//! temporary file in the same folder, then a rename), so a reader never sees
-//! half a file.
+//! Another local user must be able neither to plant code or a token for us
+//! nor to read ours, and no check may be raced. So a folder is never trusted
+//! by its path: it is opened from `/`, one component at a time, with
+//! `openat(O_DIRECTORY | O_NOFOLLOW)` on the folder opened before it, and
+//! each folder on the way is checked on its open handle (`fstat`): owned by
+//! the user or root, and writable by nobody else. A sticky folder writable
+//! by others (such as `/tmp`) is accepted only on the way, when the next
+//! component belongs to the user (the usual safe-path rule), never as the
+//! private folder itself. Files are opened in their folder's handle with
+//! `O_NOFOLLOW`, checked on the open handle (a regular file of the user's,
+//! open to nobody else) and read from that handle, within a size bound.
+//! Writes go to a fresh `O_EXCL` 0600 file in the same folder, are synced,
+//! renamed into place and the folder synced; a write that fails removes its
+//! temporary file.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 
-/// Why a private folder or file cannot be trusted.
+/// Why a private folder or file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PrivateDirError {
     /// An I/O error.
@@ -27,7 +40,7 @@ pub enum PrivateDirError {
         /// The folder or file.
         path: PathBuf,
         /// What is wrong.
-        problem: &'static str,
+        problem: String,
     },
 }
 
@@ -38,141 +51,520 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PrivateDirError + '_ {
     }
 }
 
-/// The user's cache folder for this project: `$XDG_CACHE_HOME/anthropic-wif`
-/// or `$HOME/.cache/anthropic-wif`.
-pub fn user_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
-    Some(base.join("anthropic-wif"))
-}
-
-/// Creates `dir` (mode 0700) if needed and checks that it is private.
-pub fn ensure(dir: &Path) -> Result<(), PrivateDirError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        match std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io(dir)(e)),
-        }
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    check(dir, true)
-}
-
-/// Checks that `path` is not a symlink, is owned by the current user, and is
-/// not open to others (for a folder: not writable by them; for a file: not
-/// readable or writable by them).
-pub fn check(path: &Path, is_dir: bool) -> Result<(), PrivateDirError> {
-    let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
-    let unsafe_because = |problem| PrivateDirError::Unsafe {
+fn refused(path: &Path, problem: impl Into<String>) -> PrivateDirError {
+    PrivateDirError::Unsafe {
         path: path.to_path_buf(),
-        problem,
+        problem: problem.into(),
+    }
+}
+
+/// A folder opened through safe folders only, and checked on its handle.
+/// Everything in it is reached through that handle, never by path again.
+#[derive(Debug)]
+pub struct PrivateDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// Where a folder sits on the way to a private folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// On the way: a sticky folder writable by others is accepted here.
+    Ancestor,
+    /// The folder a private folder is made in: owned by the user or root,
+    /// writable by nobody else.
+    Base,
+    /// A private folder: the user's own, writable by nobody else.
+    Own,
+}
+
+/// The owner and mode of a folder, as `fstat` gives them.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    uid: u32,
+    mode: u32,
+}
+
+/// What a folder is, when it is acceptable where it sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Nobody but its owner (the user or root) can change it.
+    Safe,
+    /// A sticky folder others can write in (like `/tmp`): acceptable on the
+    /// way when the next component belongs to the user.
+    Shared,
+}
+
+const OTHERS_WRITE: u32 = 0o022;
+const STICKY: u32 = 0o1000;
+const SHARED_FOLDER: &str = "is a shared folder (sticky and writable by other users, like /tmp): not a safe place for a cache; \
+     set XDG_CACHE_HOME to a folder of your own";
+
+/// The rule for one folder: `below_shared` when its parent is
+/// [`Verdict::Shared`].
+fn judge_folder(
+    seen: Seen,
+    me: u32,
+    place: Place,
+    below_shared: bool,
+) -> Result<Verdict, &'static str> {
+    let owner_ok = match place {
+        Place::Own => seen.uid == me,
+        Place::Ancestor | Place::Base => seen.uid == me || seen.uid == 0,
     };
-    if meta.file_type().is_symlink() {
-        return Err(unsafe_because("is a symlink"));
+    if below_shared && seen.uid != me {
+        return Err("belongs to another user and sits in a shared folder");
     }
-    if meta.is_dir() != is_dir {
-        return Err(unsafe_because(if is_dir {
-            "is not a folder"
+    if !owner_ok {
+        return Err("belongs to another user");
+    }
+    if seen.mode & OTHERS_WRITE == 0 {
+        return Ok(Verdict::Safe);
+    }
+    match (seen.mode & STICKY != 0, place) {
+        (true, Place::Ancestor) => Ok(Verdict::Shared),
+        (true, _) => Err(SHARED_FOLDER),
+        (false, _) => Err("is writable by other users"),
+    }
+}
+
+/// The effective user id.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn c_name(name: &OsStr, path: &Path) -> Result<CString, PrivateDirError> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(refused(path, "is not a plain name"));
+    }
+    CString::new(bytes).map_err(|_| refused(path, "contains a NUL byte"))
+}
+
+fn fstat(fd: &OwnedFd, path: &Path) -> Result<libc::stat, PrivateDirError> {
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is a valid out-pointer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io(path)(std::io::Error::last_os_error()));
+    }
+    Ok(st)
+}
+
+fn openat(
+    dir: &OwnedFd,
+    name: &CString,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> std::io::Result<OwnedFd> {
+    loop {
+        // SAFETY: `dir` is an open folder and `name` a NUL-terminated string.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                libc::c_uint::from(mode),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: `fd` was just opened and is owned by no one else.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Whether `name` in `dir` is a symlink (for the error message only).
+fn is_symlink_at(dir: &OwnedFd, name: &CString) -> bool {
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `dir` is open, `name` NUL-terminated, `st` a valid out-pointer.
+    let found = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } == 0;
+    found && st.st_mode & libc::S_IFMT == libc::S_IFLNK
+}
+
+fn is_error(error: &std::io::Error, code: libc::c_int) -> bool {
+    error.raw_os_error() == Some(code)
+}
+
+/// Opens the folder `name` in `dir` (made 0700 when missing) without
+/// following a symlink.
+fn open_folder_at(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<OwnedFd, PrivateDirError> {
+    let c = c_name(name, path)?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    match openat(dir, &c, flags, 0) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if is_error(&e, libc::ENOENT) => {}
+        // With O_NOFOLLOW, ELOOP means the name is a symlink.
+        Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(path, "is a symlink")),
+        Err(e) if is_error(&e, libc::ENOTDIR) => {
+            return Err(refused(
+                path,
+                if is_symlink_at(dir, &c) {
+                    "is a symlink"
+                } else {
+                    "is not a folder"
+                },
+            ));
+        }
+        Err(e) => return Err(io(path)(e)),
+    }
+    // SAFETY: `dir` is an open folder and `c` a NUL-terminated name.
+    if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if !is_error(&error, libc::EEXIST) {
+            return Err(io(path)(error));
+        }
+    }
+    openat(dir, &c, flags, 0).map_err(|e| {
+        if is_error(&e, libc::ELOOP) {
+            refused(path, "is a symlink")
+        } else if is_error(&e, libc::ENOTDIR) {
+            refused(path, "is not a folder")
         } else {
-            "is not a regular file"
-        }));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
-            return Err(unsafe_because("belongs to another user"));
+            io(path)(e)
         }
-        let open_to_others = if is_dir { 0o022 } else { 0o077 };
-        if meta.mode() & open_to_others != 0 {
-            return Err(unsafe_because(if is_dir {
-                "is writable by other users"
+    })
+}
+
+fn check_folder(
+    fd: &OwnedFd,
+    path: &Path,
+    place: Place,
+    below_shared: bool,
+) -> Result<Verdict, PrivateDirError> {
+    let st = fstat(fd, path)?;
+    judge_folder(
+        Seen {
+            uid: st.st_uid,
+            mode: st.st_mode,
+        },
+        euid(),
+        place,
+        below_shared,
+    )
+    .map_err(|problem| refused(path, problem))
+}
+
+impl PrivateDir {
+    /// Opens `path` (an absolute path without `..`; missing folders are made
+    /// 0700) from `/`, one folder at a time, each checked on its handle. The
+    /// last folder must be the user's own and writable by nobody else.
+    pub fn open(path: &Path) -> Result<PrivateDir, PrivateDirError> {
+        open_walk(path, Place::Own)
+    }
+
+    /// The folder `name` in this one (made 0700 when missing), the user's
+    /// own and writable by nobody else.
+    pub fn subdir(&self, name: &str) -> Result<PrivateDir, PrivateDirError> {
+        let path = self.path.join(name);
+        let fd = open_folder_at(&self.fd, OsStr::new(name), &path)?;
+        check_folder(&fd, &path, Place::Own, false)?;
+        Ok(PrivateDir { fd, path })
+    }
+
+    /// The folder's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file `name`, read whole through the handle that was checked: a
+    /// regular file, the user's own, neither readable nor writable by others,
+    /// of at most `max_bytes`. `Ok(None)` when there is no such file.
+    pub fn read(&self, name: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, PrivateDirError> {
+        let path = self.path.join(name);
+        let c = c_name(OsStr::new(name), &path)?;
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let fd = match openat(&self.fd, &c, flags, 0) {
+            Ok(fd) => fd,
+            Err(e) if is_error(&e, libc::ENOENT) => return Ok(None),
+            Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(&path, "is a symlink")),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let st = fstat(&fd, &path)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(refused(&path, "is not a regular file"));
+        }
+        if st.st_uid != euid() {
+            return Err(refused(&path, "belongs to another user"));
+        }
+        if st.st_mode & 0o077 != 0 {
+            return Err(refused(&path, "is readable or writable by other users"));
+        }
+        let too_large = || refused(&path, format!("is larger than {max_bytes} bytes"));
+        if u64::try_from(st.st_size).unwrap_or(u64::MAX) > max_bytes {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        File::from(fd)
+            .take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io(&path))?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(too_large());
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Writes `bytes` to the file `name` atomically, mode 0600, replacing
+    /// any earlier file.
+    pub fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), PrivateDirError> {
+        let path = self.path.join(name);
+        let target = c_name(OsStr::new(name), &path)?;
+        let temp = self.temp_file(name, bytes)?;
+        // SAFETY: both names are NUL-terminated and relative to our folder.
+        if unsafe {
+            libc::renameat(
+                self.fd.as_raw_fd(),
+                temp.name.as_ptr(),
+                self.fd.as_raw_fd(),
+                target.as_ptr(),
+            )
+        } != 0
+        {
+            return Err(io(&path)(std::io::Error::last_os_error()));
+        }
+        temp.renamed();
+        self.sync()
+    }
+
+    /// Opens the file `name` for reading and writing, creating it empty
+    /// (0600) when missing, for use as a lock: a regular file, the user's
+    /// own, neither readable nor writable by others, never a symlink.
+    pub fn open_lock_file(&self, name: &str) -> Result<File, PrivateDirError> {
+        let path = self.path.join(name);
+        let c = c_name(OsStr::new(name), &path)?;
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let fd = match openat(&self.fd, &c, flags, 0o600) {
+            Ok(fd) => fd,
+            Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(&path, "is a symlink")),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let st = fstat(&fd, &path)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(refused(&path, "is not a regular file"));
+        }
+        if st.st_uid != euid() {
+            return Err(refused(&path, "belongs to another user"));
+        }
+        if st.st_mode & 0o077 != 0 {
+            return Err(refused(&path, "is readable or writable by other users"));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Removes the file `name`, if there is one.
+    pub fn remove(&self, name: &str) -> Result<(), PrivateDirError> {
+        let path = self.path.join(name);
+        let c = c_name(OsStr::new(name), &path)?;
+        // SAFETY: `c` is NUL-terminated and relative to our folder.
+        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            let error = std::io::Error::last_os_error();
+            if !is_error(&error, libc::ENOENT) {
+                return Err(io(&path)(error));
+            }
+        }
+        self.sync()
+    }
+
+    /// Writes `bytes` to the file `name`, mode 0600, unless it exists:
+    /// `Ok(false)` then. The file appears whole or not at all.
+    pub fn create_new(&self, name: &str, bytes: &[u8]) -> Result<bool, PrivateDirError> {
+        let path = self.path.join(name);
+        let target = c_name(OsStr::new(name), &path)?;
+        let temp = self.temp_file(name, bytes)?;
+        // SAFETY: both names are NUL-terminated and relative to our folder;
+        // `linkat` never replaces an existing name.
+        if unsafe {
+            libc::linkat(
+                self.fd.as_raw_fd(),
+                temp.name.as_ptr(),
+                self.fd.as_raw_fd(),
+                target.as_ptr(),
+                0,
+            )
+        } != 0
+        {
+            let error = std::io::Error::last_os_error();
+            return if is_error(&error, libc::EEXIST) {
+                Ok(false)
             } else {
-                "is readable or writable by other users"
-            }));
+                Err(io(&path)(error))
+            };
+        }
+        drop(temp);
+        self.sync()?;
+        Ok(true)
+    }
+
+    /// A fresh private file (`O_EXCL`, 0600) in this folder holding `bytes`,
+    /// synced; removed when dropped unless renamed.
+    fn temp_file(&self, name: &str, bytes: &[u8]) -> Result<TempFile<'_>, PrivateDirError> {
+        let path = self.path.join(name);
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+        let mut attempts = 0;
+        let (c, fd) = loop {
+            let suffix: String = random_bytes::<8>()
+                .map_err(io(&path))?
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let c = c_name(OsStr::new(&format!(".{name}.{suffix}.tmp")), &path)?;
+            match openat(&self.fd, &c, flags, 0o600) {
+                Ok(fd) => break (c, fd),
+                Err(e) if is_error(&e, libc::EEXIST) && attempts < 8 => attempts += 1,
+                Err(e) => return Err(io(&path)(e)),
+            }
+        };
+        let temp = TempFile {
+            dir: self,
+            name: c,
+            armed: true,
+        };
+        let mut file = File::from(fd);
+        file.write_all(bytes).map_err(io(&path))?;
+        file.sync_all().map_err(io(&path))?;
+        Ok(temp)
+    }
+
+    fn sync(&self) -> Result<(), PrivateDirError> {
+        // SAFETY: `fd` is an open folder.
+        if unsafe { libc::fsync(self.fd.as_raw_fd()) } != 0 {
+            return Err(io(&self.path)(std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+}
+
+/// A temporary file in a private folder, removed on drop unless renamed.
+struct TempFile<'a> {
+    dir: &'a PrivateDir,
+    name: CString,
+    armed: bool,
+}
+
+impl TempFile<'_> {
+    fn renamed(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            // SAFETY: the name is NUL-terminated and relative to the folder.
+            unsafe { libc::unlinkat(self.dir.fd.as_raw_fd(), self.name.as_ptr(), 0) };
         }
     }
-    Ok(())
 }
 
-/// Reads a private file whole, after the checks of [`check`].
-pub fn read(path: &Path) -> Result<Vec<u8>, PrivateDirError> {
-    check(path, false)?;
-    std::fs::read(path).map_err(io(path))
-}
-
-/// Writes `bytes` to `path` atomically, mode 0600, in a private folder.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PrivateDirError> {
-    let dir = path.parent().ok_or_else(|| PrivateDirError::Unsafe {
-        path: path.to_path_buf(),
-        problem: "has no parent folder",
-    })?;
-    ensure(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    file.write_all(bytes).map_err(io(path))?;
-    file.as_file().sync_all().map_err(io(path))?;
-    file.persist(path).map_err(|e| io(path)(e.error))?;
-    Ok(())
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    #[test]
-    fn files_are_written_private_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cache/sub/file");
-        write_atomically(&path, b"data").unwrap();
-        assert_eq!(read(&path).unwrap(), b"data");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let dir_mode = std::fs::metadata(path.parent().unwrap())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(dir_mode, 0o700);
+fn open_walk(path: &Path, last: Place) -> Result<PrivateDir, PrivateDirError> {
+    if !path.is_absolute() {
+        return Err(refused(path, "is not an absolute path"));
     }
+    let mut names = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => names.push(name),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(refused(path, "contains `..`; write the path without it"));
+            }
+        }
+    }
+    let mut here = PathBuf::from("/");
+    let root = File::open(&here).map_err(io(&here))?;
+    let mut fd = OwnedFd::from(root);
+    let place_of = |i: usize| {
+        if i == names.len() {
+            last
+        } else {
+            Place::Ancestor
+        }
+    };
+    let mut verdict = check_folder(&fd, &here, place_of(0), false)?;
+    for (i, name) in names.iter().enumerate() {
+        here.push(name);
+        fd = open_folder_at(&fd, name, &here)?;
+        verdict = check_folder(&fd, &here, place_of(i + 1), verdict == Verdict::Shared)?;
+    }
+    Ok(PrivateDir { fd, path: here })
+}
 
-    #[test]
-    fn symlinks_and_open_files_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("file");
-        write_atomically(&path, b"data").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&path, &link).unwrap();
-        assert!(
-            read(&link)
-                .unwrap_err()
-                .to_string()
-                .contains("is a symlink")
-        );
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(
-            read(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("readable or writable by other users")
-        );
+/// The folder the user's cache root is made in: `$XDG_CACHE_HOME` when it
+/// is set to an absolute path (a relative one is ignored, as the XDG spec
+/// says), else `$HOME/.cache`; `Ok(None)` when neither is set.
+fn cache_base(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Option<PathBuf>, PrivateDirError> {
+    let set = |name| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(xdg) = set("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+        return Ok(Some(xdg));
+    }
+    match set("HOME") {
+        None => Ok(None),
+        Some(home) if home.is_absolute() => Ok(Some(home.join(".cache"))),
+        Some(home) => Err(refused(&home, "HOME is not an absolute path")),
     }
 }
+
+/// The user's cache root for this project, `anthropic-wif` in
+/// `$XDG_CACHE_HOME` or `$HOME/.cache`, opened (and made) through safe
+/// folders only. The folder it is made in must be owned by the user or root
+/// and writable by nobody else: a shared folder such as `/tmp` is refused.
+/// `Ok(None)` when neither variable is set.
+pub fn user_cache_root() -> Result<Option<PrivateDir>, PrivateDirError> {
+    cache_root_in(cache_base(|name| std::env::var_os(name))?)
+}
+
+fn cache_root_in(base: Option<PathBuf>) -> Result<Option<PrivateDir>, PrivateDirError> {
+    match base {
+        None => Ok(None),
+        Some(base) => open_walk(&base, Place::Base)?
+            .subdir("anthropic-wif")
+            .map(Some),
+    }
+}
+
+/// `N` bytes from the system's random source.
+pub(crate) fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    #[cfg(target_os = "linux")]
+    {
+        let mut filled = 0;
+        while filled < N {
+            // SAFETY: the pointer and length describe the unfilled rest of
+            // `bytes`.
+            let got =
+                unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), N - filled, 0) };
+            if got < 0 {
+                let error = std::io::Error::last_os_error();
+                if error.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            filled += got as usize;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+pub(crate) mod attacks;
+#[cfg(test)]
+mod tests;

@@ -35,7 +35,6 @@ use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
 use crate::bindings::exports::anthropic_wif::federation::provider as wit;
 use crate::bindings::{Federation, FederationPre};
-use crate::cache_lock;
 use crate::capabilities::{WifCtx, WifView, add_to_linker};
 use crate::clock::Clock;
 use crate::compile_cache;
@@ -44,7 +43,7 @@ use crate::policy::Policy;
 use crate::requirements::Requirements;
 use crate::spread::RefreshSpread;
 use crate::token::{AccessToken, AssertionFingerprint, Secret};
-use crate::token_cache::TokenCache;
+use crate::token_cache::{PolicyInEffect, PolicyOrigin, TokenCache};
 
 /// The component built from this repository, embedded at build time.
 pub const EMBEDDED_COMPONENT: &[u8] =
@@ -64,6 +63,12 @@ pub const DEFAULT_CALL_BUDGET: Duration = Duration::from_secs(5);
 /// How long a process waits for another one's refresh of the same token
 /// cache entry, beyond the policy's HTTP and command timeouts.
 pub const TOKEN_CACHE_WAIT_MARGIN: Duration = Duration::from_secs(5);
+/// A variable of this process's environment, as the `get-env` capability
+/// reads it (the token cache binds entries to these values).
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// How often the epoch advances, and so the granularity of the deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -75,16 +80,19 @@ pub struct ProviderBuilder {
     memory_limit: usize,
     call_budget: Duration,
     compile_cache: Option<PathBuf>,
-    token_cache: Option<TokenCache>,
+    token_cache: Option<(TokenCache, PolicyOrigin)>,
     spread: RefreshSpread,
 }
 
 impl ProviderBuilder {
     /// Keeps tokens in `dir` (a private folder, created if needed), shared
     /// with every process that uses the same folder: one exchange per token
-    /// across them (see [`crate::cache_lock`]). Off by default.
-    pub fn token_cache(mut self, dir: PathBuf) -> Self {
-        self.token_cache = Some(TokenCache::new(dir));
+    /// across them (see [`crate::cache_lock`]). Entries are keyed on the
+    /// config and the policy in effect, as `origin` says where that came
+    /// from, and bound to the values of the variables the config reads
+    /// (see [`crate::token_cache`]). Off by default.
+    pub fn token_cache(mut self, dir: PathBuf, origin: PolicyOrigin) -> Self {
+        self.token_cache = Some((TokenCache::new(dir), origin));
         self
     }
 
@@ -201,7 +209,7 @@ pub struct Provider {
 struct Settings {
     memory_limit: usize,
     call_budget: Duration,
-    token_cache: Option<TokenCache>,
+    token_cache: Option<(TokenCache, PolicyOrigin)>,
     spread: RefreshSpread,
 }
 
@@ -311,7 +319,9 @@ impl Provider {
         }
         tracing::debug!("no servable token in the host cache; asking the component");
         match &self.settings.token_cache {
-            Some(cache) => self.through_token_cache(&mut instance, cache, config_json),
+            Some((cache, origin)) => {
+                self.through_token_cache(&mut instance, cache, *origin, config_json)
+            }
             None => self.ask_component(&mut instance, config_json),
         }
     }
@@ -324,9 +334,11 @@ impl Provider {
         &self,
         instance: &mut Option<Live>,
         cache: &TokenCache,
+        origin: PolicyOrigin,
         config_json: &str,
     ) -> Result<AccessToken, Error> {
-        let _lock = match cache_lock::acquire(cache, config_json, self.token_cache_wait()) {
+        let in_effect = self.in_effect(origin);
+        let _lock = match cache.lock(config_json, in_effect, self.token_cache_wait()) {
             Ok(Some(lock)) => Some(lock),
             Ok(None) => {
                 tracing::warn!(
@@ -340,7 +352,7 @@ impl Provider {
                 return self.ask_component(instance, config_json);
             }
         };
-        match cache.load(config_json) {
+        match cache.load(config_json, in_effect, env_var) {
             Ok(Some(stored)) => {
                 let now = self.ctx.clock().now().as_secs();
                 if now < self.settings.spread.serve_until(&stored) {
@@ -365,10 +377,43 @@ impl Provider {
             }
         }
         let token = self.ask_component(instance, config_json)?;
-        if let Err(problem) = cache.store(config_json, &token) {
+        self.save(instance, cache, in_effect, config_json, &token);
+        Ok(token)
+    }
+
+    /// Writes `token` to the token cache, bound to the values of the
+    /// variables the config reads. A token outside RFC 6750's alphabet is
+    /// never cached (the CLI never prints one either).
+    fn save(
+        &self,
+        instance: &mut Option<Live>,
+        cache: &TokenCache,
+        in_effect: PolicyInEffect,
+        config_json: &str,
+        token: &AccessToken,
+    ) {
+        if !token.is_b64token() {
+            tracing::warn!("the access token is not an RFC 6750 bearer token; not cached");
+            return;
+        }
+        let variables = match self.call(instance, |b, s| b.call_requirements(s, config_json)) {
+            Ok(Ok(needs)) => needs.env,
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!("the config's variables are unknown; token not cached");
+                return;
+            }
+        };
+        if let Err(problem) = cache.store(config_json, in_effect, &variables, env_var, token) {
             tracing::warn!(%problem, "cannot save the token in the token cache");
         }
-        Ok(token)
+    }
+
+    /// The policy in effect, as the token cache's key sees it.
+    fn in_effect(&self, origin: PolicyOrigin) -> PolicyInEffect<'_> {
+        match origin {
+            PolicyOrigin::Derived => PolicyInEffect::Derived,
+            PolicyOrigin::Given => PolicyInEffect::Given(self.ctx.policy()),
+        }
     }
 
     /// How long to wait for another process's refresh: what it may spend
@@ -451,11 +496,12 @@ impl Provider {
             self.generation.fetch_add(1, Ordering::Release);
             dropped
         };
-        if let (Some(cache), Some(dropped)) = (&self.settings.token_cache, dropped) {
-            let _lock = cache_lock::acquire(cache, config_json, self.token_cache_wait());
-            if let Ok(Some(stored)) = cache.load(config_json)
+        if let (Some((cache, origin)), Some(dropped)) = (&self.settings.token_cache, dropped) {
+            let in_effect = self.in_effect(*origin);
+            let _lock = cache.lock(config_json, in_effect, self.token_cache_wait());
+            if let Ok(Some(stored)) = cache.load(config_json, in_effect, env_var)
                 && stored.token == dropped.token
-                && let Err(problem) = cache.remove(config_json)
+                && let Err(problem) = cache.remove(config_json, in_effect)
             {
                 tracing::warn!(%problem, "cannot remove the token from the token cache");
             }

@@ -81,13 +81,75 @@ impl fmt::Debug for AssertionFingerprint {
     }
 }
 
+/// Whether `s` is an RFC 6750 `b64token`, the only shape a bearer token may
+/// have: `[A-Za-z0-9-._~+/]+=*`. Anything else (a quote, a space, a newline)
+/// could break out of the header or shell line the token is put in.
+pub fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 /// The `anthropic-beta` value that API calls made with the token must
 /// include.
 pub const OAUTH_BETA: &str = "oauth-2025-04-20";
 
+impl AccessToken {
+    /// Whether the token is an RFC 6750 `b64token`
+    /// (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`), the
+    /// only form the component hands out. A token read from elsewhere (a
+    /// cache file, another component) is checked again before it is printed,
+    /// so that no quote, white space, line break or control character of it
+    /// can reach a shell or a terminal.
+    pub fn is_b64token(&self) -> bool {
+        is_b64token(self.token.expose())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_b64tokens_pass() {
+        for good in ["sk-ant-oat01-abc_DEF.~+/", "a", "abc==", "x/y+z="] {
+            assert!(is_b64token(good), "{good}");
+        }
+        for bad in [
+            "",
+            "==",
+            "a=b",
+            "sk-ant-x'; touch /tmp/INJECTED; echo '",
+            "tok\nen",
+            "tok en",
+            "tök",
+            "a\"b",
+        ] {
+            assert!(!is_b64token(bad), "{bad}");
+        }
+        let token = |value: &str| AccessToken {
+            token: Secret::new(value),
+            token_type: "Bearer",
+            expires_at: 2,
+            refresh_after: 1,
+        };
+        for good in ["sk-ant-oat01-Ab_9~+/.x", "abc==", "a"] {
+            assert!(token(good).is_b64token(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "=",
+            "a=b",
+            "x'; touch INJECTED; echo '",
+            "a\nb",
+            "a b",
+            "a\u{1b}",
+        ] {
+            assert!(!token(bad).is_b64token(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn debug_never_prints_the_token() {

@@ -2,18 +2,31 @@
 //! helpers such as `wif-host token`): a still-valid token is reused across
 //! processes.
 //!
-//! One file per config fingerprint (SHA-256 of the config text), in a private
-//! folder (see [`crate::private_dir`]): created 0600, written atomically,
-//! refused when it is a symlink, belongs to someone else or is open to other
-//! users. A corrupt or truncated file counts as absent and is replaced.
+//! A token is served only for what it was minted under: the config text,
+//! the policy in effect, and the values of the variables the config reads
+//! (its `Requirements.env`). The file name is the SHA-256 of the config and
+//! the policy; the file holds the variables' names, a random salt and the
+//! SHA-256 of all three with the variables' values (the values are hashed,
+//! never stored), so a tightened policy or a changed `${VAR}` misses the
+//! cache. Files live in a private folder (see [`crate::private_dir`]):
+//! created 0600, written atomically, opened and checked on the open handle
+//! (a symlink, another user's file or one open to others is refused). A
+//! corrupt or truncated file counts as absent and is replaced; one whose
+//! token is not an RFC 6750 `b64token` is refused.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::private_dir::{self, PrivateDirError};
-use crate::token::{AccessToken, AssertionFingerprint, Secret};
+use crate::policy::Policy;
+use crate::cache_lock::{self, EntryLock};
+use crate::private_dir::{self, PrivateDir, PrivateDirError};
+use crate::token::{AccessToken, AssertionFingerprint, Secret, is_b64token};
+
+/// The largest token file read.
+const MAX_ENTRY_BYTES: u64 = 64 * 1024;
+const KEY_TAG: &[u8] = b"anthropic-wif token cache v2\0";
 
 /// Token files in one folder.
 #[derive(Debug, Clone)]
@@ -21,8 +34,36 @@ pub struct TokenCache {
     dir: PathBuf,
 }
 
+/// The policy a token is minted under, as the cache key sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum PolicyInEffect<'a> {
+    /// The minimal policy this version of the host derives from the config:
+    /// a function of the config and of the variables it reads, both in the
+    /// key already.
+    Derived,
+    /// A policy the user gave.
+    Given(&'a Policy),
+}
+
+/// Where the policy of a provider that shares a token cache came from
+/// ([`crate::ProviderBuilder::token_cache`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyOrigin {
+    /// Derived from the config by this host: keyed as
+    /// [`PolicyInEffect::Derived`].
+    Derived,
+    /// Given by the user: the provider's own policy is keyed.
+    Given,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Stored {
+    /// The variables the config reads (names only).
+    variables: Vec<String>,
+    /// A random salt for `binding`, hex.
+    salt: String,
+    /// SHA-256 of the key, the salt and the variables' values, hex.
+    binding: String,
     access_token: String,
     expires_at: u64,
     refresh_after: u64,
@@ -32,53 +73,193 @@ struct Stored {
     assertion_sha256: String,
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Feeds `bytes` with its length first, so that no two sequences of fields
+/// feed the same bytes.
+fn field(hash: &mut Sha256, bytes: &[u8]) {
+    hash.update((bytes.len() as u64).to_be_bytes());
+    hash.update(bytes);
+}
+
+fn fields<'a>(hash: &mut Sha256, items: impl ExactSizeIterator<Item = &'a [u8]>) {
+    hash.update((items.len() as u64).to_be_bytes());
+    for item in items {
+        field(hash, item);
+    }
+}
+
+/// Feeds every grant and limit of `policy` (a new field of [`Policy`] fails
+/// to compile here until it is keyed too).
+fn feed_policy(hash: &mut Sha256, policy: PolicyInEffect) {
+    let Policy {
+        env,
+        files,
+        file_prefixes,
+        max_file_bytes,
+        origins,
+        http_timeout,
+        max_body_bytes,
+        ca_files,
+        proxy,
+        commands,
+        command_timeout,
+        max_output_bytes,
+    } = match policy {
+        PolicyInEffect::Derived => {
+            hash.update(b"derived");
+            field(hash, env!("CARGO_PKG_VERSION").as_bytes());
+            return;
+        }
+        PolicyInEffect::Given(policy) => policy,
+    };
+    hash.update(b"given");
+    fields(hash, env.iter().map(|name| name.as_bytes()));
+    for paths in [files, file_prefixes, ca_files] {
+        fields(hash, paths.iter().map(|p| p.as_os_str().as_encoded_bytes()));
+    }
+    let origins: Vec<String> = origins.iter().map(ToString::to_string).collect();
+    fields(hash, origins.iter().map(|o| o.as_bytes()));
+    // The proxy's Debug form names it without its credentials.
+    field(hash, format!("{proxy:?}").as_bytes());
+    hash.update((commands.len() as u64).to_be_bytes());
+    for argv in commands {
+        fields(hash, argv.iter().map(|arg| arg.as_bytes()));
+    }
+    for limit in [
+        *max_file_bytes,
+        *max_body_bytes,
+        *max_output_bytes,
+        http_timeout.as_millis() as u64,
+        command_timeout.as_millis() as u64,
+    ] {
+        hash.update(limit.to_be_bytes());
+    }
+}
+
+/// The digest a token file is named after: the config and the policy.
+fn entry_digest(config_json: &str, policy: PolicyInEffect) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(KEY_TAG);
+    field(&mut hash, config_json.as_bytes());
+    feed_policy(&mut hash, policy);
+    hash.finalize().into()
+}
+
+/// What binds a stored token to the values of the variables it was minted
+/// with.
+fn binding(
+    entry: &[u8; 32],
+    salt: &str,
+    variables: &[String],
+    env: &impl Fn(&str) -> Option<String>,
+) -> String {
+    let mut hash = Sha256::new();
+    hash.update(entry);
+    field(&mut hash, salt.as_bytes());
+    hash.update((variables.len() as u64).to_be_bytes());
+    for name in variables {
+        field(&mut hash, name.as_bytes());
+        match env(name) {
+            Some(value) => {
+                hash.update([1]);
+                field(&mut hash, value.as_bytes());
+            }
+            None => hash.update([0]),
+        }
+    }
+    hex(&hash.finalize())
+}
+
 impl TokenCache {
     /// A cache in `dir`.
     pub fn new(dir: PathBuf) -> TokenCache {
         TokenCache { dir }
     }
 
-    /// The user's token cache: `tokens/` in [`private_dir::user_cache_dir`].
-    pub fn user() -> Option<TokenCache> {
-        private_dir::user_cache_dir().map(|dir| TokenCache::new(dir.join("tokens")))
+    fn file_name(config_json: &str, policy: PolicyInEffect) -> String {
+        format!("{}.json", hex(&entry_digest(config_json, policy)))
     }
 
-    /// The file that holds the token for `config_json`.
-    pub fn path_for(&self, config_json: &str) -> PathBuf {
-        let fingerprint: String = Sha256::digest(config_json.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        self.dir.join(format!("{fingerprint}.json"))
+    /// The file that holds the token for `config_json` under `policy`.
+    pub fn path_for(&self, config_json: &str, policy: PolicyInEffect) -> PathBuf {
+        self.dir.join(Self::file_name(config_json, policy))
     }
 
-    /// The cached token for `config_json`: `Ok(None)` when there is none or
-    /// the file is corrupt, an error when the file or folder is unsafe.
-    pub fn load(&self, config_json: &str) -> Result<Option<AccessToken>, PrivateDirError> {
-        let path = self.path_for(config_json);
-        if std::fs::symlink_metadata(&path).is_err() {
+    /// The cached token for `config_json` under `policy`, when it was minted
+    /// with the same values of the variables the config reads (`env` gives
+    /// them now): `Ok(None)` when there is none, it was minted with other
+    /// values, or the file is corrupt; an error when the file or a folder on
+    /// the way is unsafe, or the token is not a bearer token.
+    pub fn load(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<AccessToken>, PrivateDirError> {
+        let name = Self::file_name(config_json, policy);
+        let dir = PrivateDir::open(&self.dir)?;
+        let Some(bytes) = dir.read(&name, MAX_ENTRY_BYTES)? else {
+            return Ok(None);
+        };
+        let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) else {
+            return Ok(None);
+        };
+        if !is_b64token(&stored.access_token) {
+            return Err(PrivateDirError::Unsafe {
+                path: dir.path().join(&name),
+                problem: "holds an access token that is not an RFC 6750 bearer token".into(),
+            });
+        }
+        let entry = entry_digest(config_json, policy);
+        if binding(&entry, &stored.salt, &stored.variables, &env) != stored.binding {
+            tracing::debug!(
+                "the cached token was minted with other values of the config's variables"
+            );
             return Ok(None);
         }
-        private_dir::check(&self.dir, true)?;
-        let bytes = private_dir::read(&path)?;
-        Ok(serde_json::from_slice::<Stored>(&bytes)
-            .ok()
-            .and_then(|stored| {
-                Some(AccessToken {
-                    token: Secret::new(&stored.access_token),
-                    token_type: "Bearer",
-                    expires_at: stored.expires_at,
-                    refresh_after: stored.refresh_after,
-                    refresh_by: stored.refresh_by,
-                    issued_at: stored.issued_at,
-                    assertion: AssertionFingerprint::from_hex(&stored.assertion_sha256)?,
-                })
-            }))
+        let Some(assertion) = AssertionFingerprint::from_hex(&stored.assertion_sha256) else {
+            return Ok(None);
+        };
+        Ok(Some(AccessToken {
+            token: Secret::new(&stored.access_token),
+            token_type: "Bearer",
+            expires_at: stored.expires_at,
+            refresh_after: stored.refresh_after,
+            refresh_by: stored.refresh_by,
+            issued_at: stored.issued_at,
+            assertion,
+        }))
     }
 
-    /// Saves `token` for `config_json`, replacing any earlier file.
-    pub fn store(&self, config_json: &str, token: &AccessToken) -> Result<(), PrivateDirError> {
+    /// Saves `token` for `config_json` under `policy`, bound to the values
+    /// `env` gives the config's `variables`, replacing any earlier file.
+    pub fn store(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        variables: &[String],
+        env: impl Fn(&str) -> Option<String>,
+        token: &AccessToken,
+    ) -> Result<(), PrivateDirError> {
+        let dir = PrivateDir::open(&self.dir)?;
+        let salt =
+            hex(
+                &private_dir::random_bytes::<16>().map_err(|source| PrivateDirError::Io {
+                    path: dir.path().to_path_buf(),
+                    source,
+                })?,
+            );
+        let mut variables = variables.to_vec();
+        variables.sort();
+        variables.dedup();
+        let entry = entry_digest(config_json, policy);
         let stored = Stored {
+            binding: binding(&entry, &salt, &variables, &env),
+            variables,
+            salt,
             access_token: token.token.expose().to_string(),
             expires_at: token.expires_at,
             refresh_after: token.refresh_after,
@@ -87,18 +268,26 @@ impl TokenCache {
             assertion_sha256: token.assertion.to_string(),
         };
         let bytes = serde_json::to_vec(&stored).unwrap_or_default();
-        private_dir::write_atomically(&self.path_for(config_json), &bytes)
+        dir.write_atomically(&Self::file_name(config_json, policy), &bytes)
     }
 
-    /// Removes the file for `config_json`, if there is one.
-    pub fn remove(&self, config_json: &str) -> Result<(), PrivateDirError> {
-        let path = self.path_for(config_json);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(PrivateDirError::Io { path, source: e })
-            }
-            _ => Ok(()),
-        }
+    /// Removes the token for `config_json` under `policy`, if there is one.
+    pub fn remove(&self, config_json: &str, policy: PolicyInEffect) -> Result<(), PrivateDirError> {
+        PrivateDir::open(&self.dir)?.remove(&Self::file_name(config_json, policy))
+    }
+
+    /// Takes the lock on the entry for `config_json` under `policy` (see
+    /// [`crate::cache_lock`]), waiting at most `wait` for another process
+    /// to release it: `Ok(None)` when it did not in time.
+    pub fn lock(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        wait: std::time::Duration,
+    ) -> Result<Option<EntryLock>, PrivateDirError> {
+        let dir = PrivateDir::open(&self.dir)?;
+        let digest = hex(&entry_digest(config_json, policy));
+        cache_lock::acquire(&dir, &format!("{digest}.lock"), wait)
     }
 
     /// The folder.
@@ -108,52 +297,4 @@ impl TokenCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token(secret: &str) -> AccessToken {
-        AccessToken {
-            token: Secret::new(secret),
-            token_type: "Bearer",
-            expires_at: 2_000,
-            refresh_after: 1_880,
-            refresh_by: 1_970,
-            issued_at: 1_000,
-            assertion: AssertionFingerprint::from_hex(&"0f".repeat(32)).unwrap(),
-        }
-    }
-
-    #[test]
-    fn a_token_round_trips_per_config() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = TokenCache::new(dir.path().join("tokens"));
-        assert_eq!(cache.load("{\"a\":1}").unwrap(), None);
-        cache
-            .store("{\"a\":1}", &token("sk-ant-oat01-one"))
-            .unwrap();
-        cache
-            .store("{\"a\":2}", &token("sk-ant-oat01-two"))
-            .unwrap();
-        assert_eq!(
-            cache.load("{\"a\":1}").unwrap(),
-            Some(token("sk-ant-oat01-one"))
-        );
-        assert_eq!(
-            cache.load("{\"a\":2}").unwrap(),
-            Some(token("sk-ant-oat01-two"))
-        );
-    }
-
-    #[test]
-    fn a_corrupt_file_is_ignored_and_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = TokenCache::new(dir.path().join("tokens"));
-        cache.store("c", &token("sk-ant-oat01-x")).unwrap();
-        let path = cache.path_for("c");
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        assert_eq!(cache.load("c").unwrap(), None);
-        cache.store("c", &token("sk-ant-oat01-y")).unwrap();
-        assert_eq!(cache.load("c").unwrap(), Some(token("sk-ant-oat01-y")));
-    }
-}
+mod tests;

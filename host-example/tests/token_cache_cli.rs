@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use anthropic_wif_host::loopback::{
     LoopbackServer, Recorded, Reply, single_use_token_endpoint, token_endpoint,
 };
-use anthropic_wif_host::token_cache::TokenCache;
+use anthropic_wif_host::token_cache::{PolicyInEffect, TokenCache};
 
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYWNoZSJ9.c2ln";
 
@@ -51,7 +51,14 @@ fn setup_with(endpoint: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> 
 }
 
 fn run(setup: &Setup, extra: &[&str]) -> Output {
-    wif_host(setup, "token", extra).output().unwrap()
+    run_with(setup, extra, &[])
+}
+
+fn run_with(setup: &Setup, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    wif_host(setup, "token", extra)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 fn wif_host(setup: &Setup, command: &str, extra: &[&str]) -> Command {
@@ -80,7 +87,8 @@ fn token_of(output: &Output) -> String {
 
 fn token_file(setup: &Setup) -> PathBuf {
     let config = anthropic_wif_host::config_file::load_auth(&setup.config, None).unwrap();
-    TokenCache::new(setup.cache_home.join("anthropic-wif/tokens")).path_for(&config)
+    TokenCache::new(setup.cache_home.join("anthropic-wif/tokens"))
+        .path_for(&config, PolicyInEffect::Derived)
 }
 
 fn assert_no_token_in(stderr: &[u8], token: &str) {
@@ -223,4 +231,125 @@ fn eight_processes_at_once_with_an_empty_cache_make_one_exchange() {
         0,
         "nothing in the lock file"
     );
+}
+
+#[test]
+fn a_shared_sticky_cache_home_is_refused_and_the_run_goes_on() {
+    let mut setup = setup();
+    let shared = setup.cache_home.with_file_name("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    setup.cache_home = shared.clone();
+    for expected in ["sk-ant-oat01-demo-1", "sk-ant-oat01-demo-2"] {
+        let output = run(&setup, &[]);
+        assert_eq!(token_of(&output), expected, "a fresh exchange, no cache");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
+        assert_eq!(warnings.len(), 1, "{stderr}");
+        assert!(
+            warnings[0].contains("is a shared folder") && warnings[0].contains("without the cache"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "nothing made in the shared folder"
+    );
+}
+
+#[test]
+fn a_cache_folder_planted_by_another_user_is_refused() {
+    let setup = setup();
+    let planted = setup.cache_home.join("anthropic-wif");
+    std::fs::create_dir_all(&planted).unwrap();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    } else {
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let output = run(&setup, &[]);
+    assert_eq!(token_of(&output), "sk-ant-oat01-demo-1");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cache folder refused")
+            && (stderr.contains("belongs to another user")
+                || stderr.contains("writable by other users")),
+        "{stderr}"
+    );
+    assert!(!planted.join("tokens").exists() && !planted.join("compiled").exists());
+}
+
+#[test]
+fn another_policy_misses_the_cache() {
+    let setup = setup();
+    let dir = setup.config.parent().unwrap();
+    let policy = |name: &str, extra: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[files]\nallow = [{}]\n[http]\nallow_origins = [\"{}\"]\n{extra}",
+                toml_string(&dir.join("token")),
+                setup.server.url()
+            ),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let wide = policy("wide.toml", "timeout_secs = 30\n");
+    let tight = policy("tight.toml", "timeout_secs = 5\n");
+    let with = |policy: &str| token_of(&run(&setup, &["--policy", policy]));
+    assert_eq!(with(&wide), "sk-ant-oat01-demo-1");
+    assert_eq!(with(&wide), "sk-ant-oat01-demo-1", "the same policy hits");
+    assert_eq!(
+        with(&tight),
+        "sk-ant-oat01-demo-2",
+        "a changed policy misses"
+    );
+    assert_eq!(
+        token_of(&run(&setup, &[])),
+        "sk-ant-oat01-demo-3",
+        "the derived policy is another policy"
+    );
+    assert_eq!(setup.server.requests().len(), 3);
+}
+
+fn toml_string(path: &Path) -> String {
+    format!("{:?}", path.to_string_lossy())
+}
+
+#[test]
+fn another_value_of_a_variable_the_config_reads_misses_the_cache() {
+    let setup = setup();
+    let auth = serde_json::json!({
+        "type": "workload_identity_federation",
+        "workload_identity_federation": {
+            "federation_rule_id": "fdrl_cache",
+            "organization_id": "00000000-0000-4000-8000-000000000000",
+            "base_url": setup.server.url(),
+            "identity_token": {"env": "WIF_TEST_IDENTITY"},
+        }
+    });
+    std::fs::write(&setup.config, auth.to_string()).unwrap();
+    let other_jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvdGhlciJ9.c2ln";
+    let with =
+        |identity: &str| token_of(&run_with(&setup, &[], &[("WIF_TEST_IDENTITY", identity)]));
+    assert_eq!(with(JWT), "sk-ant-oat01-demo-1");
+    assert_eq!(with(JWT), "sk-ant-oat01-demo-1", "the same identity hits");
+    assert_eq!(
+        with(other_jwt),
+        "sk-ant-oat01-demo-2",
+        "another identity misses"
+    );
+    let cached = std::fs::read_dir(setup.cache_home.join("anthropic-wif/tokens"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(
+        !cached.contains(JWT) && !cached.contains(other_jwt),
+        "variable values are hashed, never stored"
+    );
+    assert_eq!(setup.server.requests().len(), 2);
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use anthropic_wif_host::loopback::{LoopbackServer, single_use_token_endpoint};
-use anthropic_wif_host::token_cache::TokenCache;
+use anthropic_wif_host::token_cache::{PolicyInEffect, PolicyOrigin, TokenCache};
 use anthropic_wif_host::{Policy, Provider};
 
 fn policy(token_file: &Path, server: &LoopbackServer) -> Policy {
@@ -17,6 +17,11 @@ fn policy(token_file: &Path, server: &LoopbackServer) -> Policy {
         server.url()
     ))
     .unwrap()
+}
+
+/// The config reads no variables.
+fn no_env(_: &str) -> Option<String> {
+    None
 }
 
 fn config(token_file: &Path, server: &LoopbackServer) -> String {
@@ -45,7 +50,7 @@ fn four_providers_of_eight_threads_on_one_cache_make_one_exchange() {
     let policy = policy(&token_file, &server);
     let compiled = Provider::builder()
         .policy(policy.clone())
-        .token_cache(dir.path().join("tokens"))
+        .token_cache(dir.path().join("tokens"), PolicyOrigin::Given)
         .build()
         .unwrap();
     // Four providers, each with its own instance and in-memory cache (as in
@@ -90,16 +95,16 @@ fn an_invalidated_token_leaves_the_cache_and_an_unchanged_file_is_explained() {
     let cache_dir = dir.path().join("tokens");
     let provider = Provider::builder()
         .policy(policy.clone())
-        .token_cache(cache_dir.clone())
+        .token_cache(cache_dir.clone(), PolicyOrigin::Given)
         .build()
         .unwrap();
     let config = config(&token_file, &server);
     provider.get_token(&config).unwrap();
     let cache = TokenCache::new(cache_dir);
-    assert!(cache.load(&config).unwrap().is_some());
+    assert!(cache.load(&config, PolicyInEffect::Given(&policy), no_env).unwrap().is_some());
 
     provider.invalidate(&config).unwrap();
-    assert_eq!(cache.load(&config).unwrap(), None);
+    assert_eq!(cache.load(&config, PolicyInEffect::Given(&policy), no_env).unwrap(), None);
     // The file was not rotated: the endpoint refuses it, and the error says
     // why.
     let error = provider.get_token(&config).unwrap_err().to_string();
@@ -113,5 +118,5 @@ fn an_invalidated_token_leaves_the_cache_and_an_unchanged_file_is_explained() {
     std::fs::write(&token_file, "eyJ.library.rotated").unwrap();
     let token = provider.get_token(&config).unwrap();
     assert_eq!(token.token.expose(), "sk-ant-oat01-demo-2");
-    assert_eq!(cache.load(&config).unwrap(), Some(token));
+    assert_eq!(cache.load(&config, PolicyInEffect::Given(&policy), no_env).unwrap(), Some(token));
 }

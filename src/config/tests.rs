@@ -398,6 +398,65 @@ fn url_rules() {
     assert!(with(|v| *source(v) = json!({"url": "http://169.254.169.254/token"})).is_ok());
 }
 
+/// Issue 14, item 3: the headers the HTTP client sets are refused in any
+/// case, with the header's field path.
+#[test]
+fn transport_headers_are_refused() {
+    for name in [
+        "Host",
+        "host",
+        "HOST",
+        "Content-Length",
+        "content-LENGTH",
+        "Transfer-Encoding",
+        "Connection",
+        "Upgrade",
+        "TE",
+        "te",
+        "Trailer",
+        "Expect",
+        "Keep-Alive",
+        "Proxy-Authorization",
+        "proxy-connection",
+        "Proxy-Foo",
+    ] {
+        assert_field(
+            with(|v| {
+                *source(v) = json!({"url": "https://x", "headers": {name: "internal-admin.svc"}});
+            }),
+            &format!("workload_identity_federation.identity_token.headers.{name}"),
+            "set by the HTTP client",
+        );
+    }
+    for name in [
+        "Hostname",
+        "X-Host",
+        "Tea",
+        "Proxy",
+        "X-Proxy-Token",
+        "Authorization",
+    ] {
+        assert!(
+            with(|v| *source(v) = json!({"url": "https://x", "headers": {name: "v"}})).is_ok(),
+            "{name} is an ordinary header"
+        );
+    }
+    for (name, value) in [("A\u{0}B", "v"), ("A:B", "v"), ("É", "v"), ("", "v")] {
+        assert_field(
+            with(|v| *source(v) = json!({"url": "https://x", "headers": {name: value}})),
+            &format!("workload_identity_federation.identity_token.headers.{name}"),
+            "header name",
+        );
+    }
+    for value in ["a\rb", "a\nb", "a\0b"] {
+        assert_field(
+            with(|v| *source(v) = json!({"url": "https://x", "headers": {"A": value}})),
+            "workload_identity_federation.identity_token.headers.A",
+            "line breaks or NUL",
+        );
+    }
+}
+
 #[test]
 fn unknown_fields_are_rejected_everywhere() {
     assert_field(

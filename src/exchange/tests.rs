@@ -146,6 +146,31 @@ fn malformed_token_responses() {
     );
 }
 
+/// Issue 14, item 2: a token that a shell, a header or a terminal would
+/// read as more than a word is refused, and never echoed.
+#[test]
+fn a_token_outside_the_b64token_alphabet_is_malformed() {
+    for token in [
+        "sk-ant-x'; touch INJECTED; echo '",
+        "sk-ant-x\nexport ANTHROPIC_BASE_URL=http://evil",
+        "sk-ant-x\rY",
+        "sk-ant-$(id)",
+        "sk-ant-x y",
+        "sk-ant-\u{1b}[2J",
+        "sk-ant-=x",
+    ] {
+        let body = json!({"access_token": token, "expires_in": 60}).to_string();
+        match parse(response(200, &body, None), &config(json!({})), &assertion()) {
+            Err(e @ Error::MalformedResponse(_)) => {
+                assert!(e.to_string().contains("RFC 6750"), "{e}");
+                assert_no_secret(&e, &[token, "INJECTED", "evil", "id)"]);
+            }
+            Err(other) => panic!("{token:?}: expected malformed, got {other:?}"),
+            Ok(_) => panic!("{token:?}: expected malformed, got a token"),
+        }
+    }
+}
+
 fn rejected(status: u16, body: &str, cfg: &Config) -> Rejection {
     match parse(response(status, body, Some("req_0123")), cfg, &assertion()) {
         Err(Error::ExchangeRejected(r)) => *r,

@@ -136,6 +136,32 @@ fn command_source_runs_argv_with_the_timeout() {
     );
 }
 
+/// Issue 14, item 7: a failing helper run under `set -x` prints what it
+/// fetched and sent; no credential-shaped string of its stderr reaches the
+/// error.
+#[test]
+fn a_failing_command_s_stderr_is_redacted() {
+    let cfg = config(json!({"command": ["get-token"]}));
+    let stderr = format!(
+        "+ curl -H 'Authorization: Bearer {JWT}' https://idp.example\n\
+         + export ANTHROPIC_API_KEY=sk-ant-api03-secret_key-Zx9\n\
+         error: audience mismatch\n"
+    );
+    let msg = source_error(
+        read_assertion(
+            &FakeCaps::new().commands(move |_, _| output(Some(1), "", stderr.as_bytes())),
+            &cfg,
+        ),
+        SourceKind::Command,
+        "exited with status 1 (stderr: + curl -H 'Authorization: Bearer [redacted]'",
+    );
+    assert!(msg.contains("ANTHROPIC_API_KEY=[redacted]"), "{msg}");
+    assert!(msg.contains("audience mismatch"), "{msg}");
+    for secret in [JWT, "eyJzdWIi", "sk-ant-api03", "secret_key-Zx9"] {
+        assert!(!msg.contains(secret), "`{secret}` leaked: {msg}");
+    }
+}
+
 #[test]
 fn command_source_failures() {
     let cfg = config(json!({"command": ["gcloud"]}));

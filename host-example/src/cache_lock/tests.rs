@@ -1,58 +1,64 @@
 use super::*;
 
-fn cache() -> (tempfile::TempDir, TokenCache) {
+fn folder() -> (tempfile::TempDir, PrivateDir) {
     let dir = tempfile::tempdir().unwrap();
-    let cache = TokenCache::new(dir.path().join("tokens"));
-    (dir, cache)
+    let private = PrivateDir::open(&dir.path().join("tokens")).unwrap();
+    (dir, private)
 }
 
 #[test]
 fn one_holder_per_entry_and_the_next_one_gets_it_after_release() {
-    let (_dir, cache) = cache();
-    let held = acquire(&cache, "a", Duration::ZERO).unwrap().expect("free");
+    let (_dir, folder) = folder();
+    let held = acquire(&folder, "a.lock", Duration::ZERO)
+        .unwrap()
+        .expect("free");
     assert!(
-        acquire(&cache, "a", Duration::from_millis(20))
+        acquire(&folder, "a.lock", Duration::from_millis(20))
             .unwrap()
             .is_none(),
         "a second holder waits, then gives up"
     );
-    let other = acquire(&cache, "b", Duration::ZERO).unwrap();
+    let other = acquire(&folder, "b.lock", Duration::ZERO).unwrap();
     assert!(other.is_some(), "entries lock independently");
     drop(held);
-    assert!(acquire(&cache, "a", Duration::ZERO).unwrap().is_some());
+    assert!(acquire(&folder, "a.lock", Duration::ZERO).unwrap().is_some());
 }
 
 #[test]
 fn a_waiter_gets_the_lock_as_soon_as_it_is_released() {
-    let (_dir, cache) = cache();
-    let held = acquire(&cache, "a", Duration::ZERO).unwrap().unwrap();
+    let (dir, folder) = folder();
+    let held = acquire(&folder, "a.lock", Duration::ZERO).unwrap().unwrap();
     let waiter = {
-        let cache = cache.clone();
-        std::thread::spawn(move || acquire(&cache, "a", Duration::from_secs(600)).unwrap())
+        let path = dir.path().join("tokens");
+        std::thread::spawn(move || {
+            let folder = PrivateDir::open(&path).unwrap();
+            acquire(&folder, "a.lock", Duration::from_secs(600))
+                .unwrap()
+                .is_some()
+        })
     };
     drop(held);
-    assert!(waiter.join().unwrap().is_some());
+    assert!(waiter.join().unwrap());
 }
 
-#[cfg(unix)]
 #[test]
 fn the_lock_file_is_private_empty_and_never_a_symlink() {
     use std::os::unix::fs::PermissionsExt;
 
-    let (dir, cache) = cache();
-    drop(acquire(&cache, "a", Duration::ZERO).unwrap());
-    let path = lock_path(&cache, "a");
+    let (dir, folder) = folder();
+    drop(acquire(&folder, "a.lock", Duration::ZERO).unwrap());
+    let path = dir.path().join("tokens/a.lock");
     let meta = std::fs::metadata(&path).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(meta.len(), 0);
 
     let target = dir.path().join("elsewhere");
     std::fs::write(&target, b"").unwrap();
-    let linked = lock_path(&cache, "b");
-    std::os::unix::fs::symlink(&target, &linked).unwrap();
-    assert!(acquire(&cache, "b", Duration::ZERO).is_err());
+    std::os::unix::fs::symlink(&target, dir.path().join("tokens/b.lock")).unwrap();
+    let error = acquire(&folder, "b.lock", Duration::ZERO).unwrap_err();
+    assert!(error.to_string().contains("symlink"), "{error}");
 
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let error = acquire(&cache, "a", Duration::ZERO).unwrap_err();
+    let error = acquire(&folder, "a.lock", Duration::ZERO).unwrap_err();
     assert!(error.to_string().contains("other users"), "{error}");
 }

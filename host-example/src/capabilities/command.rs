@@ -1,12 +1,23 @@
 //! `run-command`: granted argv prefixes only, no shell, a minimal
-//! environment, a timeout that kills, and capped output.
+//! environment, one deadline for the whole call, and capped output.
+//!
+//! The child leads a process group of its own. Its exit is watched without
+//! any signal handler ([`exit_watch`]); its stdout and stderr are read on
+//! the calling thread against the same deadline ([`output`]). When the child
+//! exits, or at the deadline, or when a stream passes the cap, the whole
+//! group is killed — always before the leader is reaped, so the group id is
+//! still the child's own — and the pipes are closed, so that nothing the
+//! command started can hold the call past its deadline.
 
-use std::io::{ErrorKind, Read};
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
+#[cfg(unix)]
+mod exit_watch;
+#[cfg(unix)]
+mod output;
+#[cfg(all(test, unix))]
+mod tests;
+
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-use wait_timeout::ChildExt;
 
 use super::printable;
 use crate::bindings::anthropic_wif::federation::capabilities::{CapError, CommandOutput};
@@ -45,87 +56,127 @@ pub(super) fn run(
             command.env(name, value);
         }
     }
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let timeout = requested.min(policy.command_timeout);
+    execute(command, program, &shown, timeout, policy.max_output_bytes)
+}
+
+/// Spawns `command` as the leader of a new process group and collects its
+/// output and exit status.
+#[cfg(unix)]
+fn execute(
+    mut command: Command,
+    program: &str,
+    shown: &str,
+    timeout: Duration,
+    cap: u64,
+) -> Result<CommandOutput, CapError> {
+    use std::io::ErrorKind;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::process::CommandExt;
+    use std::time::Instant;
+
+    use exit_watch::{ExitWatch, exit_status_discarded, kill_group};
+    use output::{Ending, Limits};
+
+    if exit_status_discarded() {
+        return Err(CapError::Failed(format!(
+            "command {shown} was not run: this process ignores SIGCHLD, so the system \
+             would discard its exit status (restore the default disposition of SIGCHLD)"
+        )));
+    }
+    let deadline = Instant::now() + timeout;
+    command.process_group(0);
     let mut child = command.spawn().map_err(|e| match e.kind() {
         ErrorKind::NotFound => {
             CapError::NotFound(format!("program {} not found", printable(program)))
         }
         kind => CapError::Failed(format!("command {shown} could not start: {kind}")),
     })?;
-    let cap = policy.max_output_bytes;
-    let stdout = child.stdout.take().map(|pipe| read_capped(pipe, cap));
-    let stderr = child.stderr.take().map(|pipe| read_capped(pipe, cap));
-    let timeout = requested.min(policy.command_timeout);
-    let status = match child.wait_timeout(timeout) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            kill(&mut child);
-            join(stdout);
-            join(stderr);
-            return Err(CapError::Timeout(format!(
-                "command {shown} did not finish within {timeout:?}"
-            )));
-        }
+    let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(CapError::Failed(format!(
+            "command {shown} got a process id out of range"
+        )));
+    };
+    let stdout = child.stdout.take().map(OwnedFd::from);
+    let stderr = child.stderr.take().map(OwnedFd::from);
+    let watch = match ExitWatch::start(pgid) {
+        Ok(watch) => watch,
         Err(e) => {
-            kill(&mut child);
+            kill_group(pgid);
+            let _ = child.wait();
             return Err(CapError::Failed(format!(
                 "waiting for command {shown} failed: {}",
                 e.kind()
             )));
         }
     };
-    // The command is done; anything it started and left running must not
-    // keep the pipes open.
-    kill_group(&child);
-    let (stdout, stderr) = (join(stdout), join(stderr));
-    if stdout.len() as u64 > cap || stderr.len() as u64 > cap {
-        return Err(CapError::TooLarge(format!(
-            "command {shown} printed more than {cap} bytes"
-        )));
-    }
-    Ok(CommandOutput {
-        exit_code: status.code(),
+    // When the child exits, whatever it started and left running in its
+    // group must not keep the pipes open.
+    let (ending, printed) = output::collect(
         stdout,
         stderr,
-    })
-}
-
-/// Reads a pipe on its own thread, keeping at most `cap + 1` bytes (one more
-/// than allowed, to tell "too large" from "exactly the cap").
-fn read_capped(pipe: impl Read + Send + 'static, cap: u64) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let mut limited = pipe.take(cap + 1);
-        // A read error ends the output; what was read is kept.
-        let _ = limited.read_to_end(&mut bytes);
-        // Drain the rest, so the child never blocks on a full pipe.
-        let _ = std::io::copy(&mut limited.into_inner(), &mut std::io::sink());
-        bytes
-    })
-}
-
-fn join(reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
-    reader.and_then(|r| r.join().ok()).unwrap_or_default()
-}
-
-fn kill(child: &mut Child) {
-    kill_group(child);
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Ends the child's whole process group (it was started as its leader).
-#[cfg(unix)]
-fn kill_group(child: &Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: kill(2) with a negative pid signals the process group the
-        // child leads; it touches no memory of this process.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
+        watch.fd(),
+        || kill_group(pgid),
+        &Limits { deadline, cap },
+    );
+    // Whatever the ending: the group dies while its leader is unreaped.
+    kill_group(pgid);
+    watch.finish();
+    let status = child.wait();
+    match ending {
+        Ending::Finished => {}
+        Ending::TooLarge => {
+            return Err(CapError::TooLarge(format!(
+                "command {shown} printed more than {cap} bytes"
+            )));
+        }
+        Ending::TimedOut { exited: false } => {
+            return Err(CapError::Timeout(format!(
+                "command {shown} did not finish within {timeout:?}"
+            )));
+        }
+        Ending::TimedOut { exited: true } => {
+            return Err(CapError::Timeout(format!(
+                "command {shown} did not finish within {timeout:?} (it exited, but a process \
+                 it started outside its process group kept its output open)"
+            )));
+        }
+        Ending::Failed(kind) => {
+            return Err(CapError::Failed(format!(
+                "reading the output of command {shown} failed: {kind}"
+            )));
         }
     }
+    let status = status.map_err(|e| {
+        if e.raw_os_error() == Some(libc::ECHILD) {
+            CapError::Failed(format!(
+                "the exit status of command {shown} was lost: the system discarded it \
+                 (SIGCHLD is ignored) or another part of this process collected it"
+            ))
+        } else {
+            CapError::Failed(format!("waiting for command {shown} failed: {}", e.kind()))
+        }
+    })?;
+    Ok(CommandOutput {
+        exit_code: status.code(),
+        stdout: printed.stdout,
+        stderr: printed.stderr,
+    })
 }
 
+/// Commands need a Unix host: the deadline and the group kill are built on
+/// `poll`, process groups and `waitid`.
 #[cfg(not(unix))]
-fn kill_group(_child: &Child) {}
+fn execute(
+    _command: Command,
+    _program: &str,
+    shown: &str,
+    _timeout: Duration,
+    _cap: u64,
+) -> Result<CommandOutput, CapError> {
+    Err(CapError::Failed(format!(
+        "command {shown} was not run: commands are supported on Unix hosts only"
+    )))
+}

@@ -8,6 +8,7 @@
 mod command;
 mod files;
 mod http;
+mod redact;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use crate::policy::Policy;
 pub struct WifCtx {
     policy: Policy,
     clock: Arc<dyn Clock>,
-    agent: ureq::Agent,
+    http: crate::net::HttpClient,
 }
 
 impl WifCtx {
@@ -69,11 +70,11 @@ impl WifCtxBuilder {
 
     /// The context.
     pub fn build(self) -> WifCtx {
-        let agent = http::agent(&self.policy);
+        let http = http::client(&self.policy);
         WifCtx {
             policy: self.policy,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            agent,
+            http,
         }
     }
 }
@@ -127,7 +128,7 @@ impl caps::Host for WifView<'_> {
 
     fn http_fetch(&mut self, request: HttpRequest) -> Result<HttpResponse, CapError> {
         self.timed("http-fetch", |ctx| {
-            http::fetch(&ctx.policy, &ctx.agent, request)
+            http::fetch(&ctx.policy, &ctx.http, request)
         })
     }
 
@@ -137,11 +138,24 @@ impl caps::Host for WifView<'_> {
         timeout_ms: u32,
     ) -> Result<CommandOutput, CapError> {
         self.timed("run-command", |ctx| {
-            command::run(
+            let mut output = command::run(
                 &ctx.policy,
                 &argv,
                 Duration::from_millis(u64::from(timeout_ms)),
-            )
+            )?;
+            // The child got the granted variables and may print them (a
+            // helper under `set -x`); the component may quote its stderr in
+            // an error, so their values are hidden here, where they are
+            // known. Stdout, the token, is left as it is.
+            let granted: Vec<Vec<u8>> = ctx
+                .policy
+                .env
+                .iter()
+                .filter_map(std::env::var_os)
+                .map(|value| value.into_encoded_bytes())
+                .collect();
+            output.stderr = redact::redact_values(output.stderr, &granted);
+            Ok(output)
         })
     }
 }

@@ -32,16 +32,21 @@ fn agent() -> Value {
     json!({
         "providers": {
             "anthropic": {"base_url": "https://gateway.example", "auth": {"type": "workload_identity_federation", "workload_identity_federation": {"federation_rule_id": "fdrl_provider", "identity_token": {"file": "/p"}}}},
-            "corp": {"type": "anthropic", "auth": {"type": "workload_identity_federation", "workload_identity_federation": {"federation_rule_id": "fdrl_corp", "identity_token": {"file": "/c"}}}},
+            "corp": {"provider": "anthropic", "auth": {"type": "workload_identity_federation", "workload_identity_federation": {"federation_rule_id": "fdrl_corp", "identity_token": {"file": "/c"}}}},
             "custom": {"auth": {"type": "workload_identity_federation"}},
-            "other": {"type": "openai", "auth": {"type": "workload_identity_federation"}}
+            "other": {"provider": "openai", "auth": {"type": "workload_identity_federation"}},
+            "typed": {"type": "anthropic", "auth": {"type": "workload_identity_federation"}},
+            "odd": {"provider": 7, "auth": {"type": "workload_identity_federation"}}
         },
         "models": {
             "sonnet": {"provider": "anthropic"},
             "haiku": {"provider": "anthropic", "auth": {"type": "workload_identity_federation", "workload_identity_federation": {"federation_rule_id": "fdrl_model", "identity_token": {"env": "T"}}}},
             "corp-model": {"provider": "corp"},
             "custom-model": {"provider": "custom"},
-            "other-model": {"provider": "other"}
+            "other-model": {"provider": "other"},
+            "typed-model": {"provider": "typed"},
+            "odd-model": {"provider": "odd"},
+            "openai-model": {"provider": "openai", "auth": {"type": "workload_identity_federation"}}
         }
     })
 }
@@ -75,21 +80,65 @@ fn a_models_auth_wins_over_its_providers() {
 }
 
 #[test]
-fn custom_providers_must_be_of_type_anthropic() {
-    let err = auth_block(&agent(), Some("custom-model"))
-        .unwrap_err()
-        .to_string();
+fn a_custom_provider_names_anthropic_with_provider() {
+    let refused = |model: &str| auth_block(&agent(), Some(model)).unwrap_err().to_string();
+    let err = refused("custom-model");
     assert!(
-        err.contains("provider `custom` is a custom provider: add `type: anthropic`"),
+        err.contains(
+            "provider `custom` does not name its underlying provider: add `provider: anthropic`"
+        ),
         "{err}"
     );
-    let err = auth_block(&agent(), Some("other-model"))
-        .unwrap_err()
-        .to_string();
+    let err = refused("other-model");
     assert!(
-        err.contains("provider `other` has type \"openai\""),
+        err.contains("providers.other.provider is `openai`")
+            && err.contains("works only with the anthropic provider"),
         "{err}"
     );
+    let err = refused("typed-model");
+    assert_eq!(
+        err,
+        "providers.typed.type: docker-agent names the underlying provider with `provider:`; write \
+         `provider: anthropic`"
+    );
+    let err = refused("odd-model");
+    assert!(
+        err.contains("providers.odd.provider must be a provider name"),
+        "{err}"
+    );
+    let err = refused("openai-model");
+    assert!(
+        err.contains(
+            "provider `openai` is neither the built-in `anthropic` nor a key of `providers`"
+        ),
+        "a model's own auth on a built-in provider other than anthropic: {err}"
+    );
+}
+
+#[test]
+fn the_auth_block_is_located_in_the_file() {
+    let located = |model: &str| locate_auth(&agent(), Some(model)).unwrap().location;
+    assert_eq!(located("haiku").as_deref(), Some("models.haiku.auth"));
+    assert_eq!(
+        located("sonnet").as_deref(),
+        Some("providers.anthropic.auth")
+    );
+    assert_eq!(
+        located("corp-model").as_deref(),
+        Some("providers.corp.auth")
+    );
+    let listed =
+        json!({"models": [{"name": "a", "auth": {"type": "workload_identity_federation"}}]});
+    let auth = locate_auth(&listed, Some("a")).unwrap();
+    assert_eq!(auth.location.as_deref(), Some("models[0].auth"));
+    assert_eq!(
+        auth.field_in_file("workload_identity_federation.x"),
+        "models[0].auth.workload_identity_federation.x"
+    );
+    assert_eq!(auth.field_in_file(""), "models[0].auth");
+    let bare = locate_auth(&yaml(WIF), None).unwrap();
+    assert_eq!(bare.location, None);
+    assert_eq!(bare.field_in_file("type"), "type");
 }
 
 #[test]
@@ -101,6 +150,16 @@ fn an_ambiguous_agent_config_asks_for_a_model() {
     );
     let err = auth_block(&agent(), Some("opus")).unwrap_err().to_string();
     assert!(err.contains("model `opus` is not in `models`"), "{err}");
+}
+
+#[test]
+fn an_agent_config_without_auth_says_so() {
+    let agents_only = yaml("agents:\n  root:\n    model: anthropic/claude-sonnet-4-5\n");
+    let err = auth_block(&agents_only, None).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "no provider or model in this config has an `auth` block"
+    );
 }
 
 #[test]
@@ -244,12 +303,12 @@ fn a_config_file_wins_over_the_sdk_variables() {
         ),
         ("ANTHROPIC_IDENTITY_TOKEN", "t"),
     ]);
-    let from_file = resolve(Some(&path), None, &env).unwrap();
+    let from_file = resolve(Some(&path), None, &env).unwrap().json();
     assert!(
         from_file.contains("fdrl_1") && !from_file.contains("fdrl_env"),
         "{from_file}"
     );
-    let from_env = resolve(None, None, &env).unwrap();
+    let from_env = resolve(None, None, &env).unwrap().json();
     assert!(from_env.contains("fdrl_env"), "{from_env}");
     let neither = resolve(None, None, sdk_env(&[])).unwrap_err().to_string();
     assert!(neither.contains("pass --config FILE"), "{neither}");

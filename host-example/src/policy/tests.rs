@@ -170,6 +170,7 @@ fn the_minimal_policy_covers_the_requirements_and_parses_back() {
         origins: vec!["https://api.anthropic.com".into()],
         urls: vec![
             ("${REQ_URL}&audience=x".into(), None),
+            ("${env.ENV_FORM_URL}&audience=x".into(), None),
             ("${UNSET}/t".into(), None),
         ],
         commands: vec![vec![
@@ -178,14 +179,21 @@ fn the_minimal_policy_covers_the_requirements_and_parses_back() {
             "print-identity-token".into(),
         ]],
     };
-    let minimal = Policy::minimal(&needs, |name| {
-        (name == "REQ_URL").then(|| "https://token.actions.example/x?a=1".to_string())
+    let minimal = Policy::minimal(&needs, |name| match name {
+        "REQ_URL" => Some("https://token.actions.example/x?a=1".to_string()),
+        "ENV_FORM_URL" => Some("https://env-form.example:8443/t?v=2".to_string()),
+        _ => None,
     });
     let parsed = Policy::from_toml(&minimal.toml).unwrap();
     let origins: Vec<String> = parsed.origins.iter().map(Origin::to_string).collect();
     assert_eq!(
         origins,
-        ["https://api.anthropic.com", "https://token.actions.example"]
+        [
+            "https://api.anthropic.com",
+            "https://token.actions.example",
+            "https://env-form.example:8443"
+        ],
+        "`${{env.NAME}}` is resolved as `NAME`"
     );
     assert_eq!(parsed.env, ["REQ_URL", "REQ_TOKEN"]);
     assert_eq!(parsed.files, [PathBuf::from("/var/run/secrets/token")]);
@@ -331,4 +339,67 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn proxy_is_env_none_or_a_url_and_says_what_to_write() {
+    assert_eq!(Policy::from_toml("").unwrap().proxy, ProxySetting::Env);
+    assert_eq!(
+        Policy::from_toml("[http]\nproxy = \"env\"").unwrap().proxy,
+        ProxySetting::Env
+    );
+    assert_eq!(
+        Policy::from_toml("[http]\nproxy = \"none\"").unwrap().proxy,
+        ProxySetting::None
+    );
+    let pinned =
+        Policy::from_toml("[http]\nproxy = \"http://u:secret-pw@proxy.corp:3128\"").unwrap();
+    assert!(
+        matches!(&pinned.proxy, ProxySetting::Pinned(p) if p.to_string() == "http://proxy.corp:3128")
+    );
+    assert!(!format!("{pinned:?}").contains("secret-pw"));
+    invalid_at("[http]\nproxy = \"direct\"", "http.proxy", "\"none\"");
+    invalid_at(
+        "[http]\nproxy = \"ftp://u:secret-pw@p:1\"",
+        "http.proxy",
+        "socks5h://",
+    );
+    let err = Policy::from_toml("[http]\nproxy = \"ftp://u:secret-pw@p:1\"")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(!err.contains("secret-pw"), "{err}");
+}
+
+#[test]
+fn ca_files_must_be_absolute_readable_pem_certificates() {
+    invalid_at(
+        "[http]\nca_files = [\"ca.pem\"]",
+        "http.ca_files[0]",
+        "absolute",
+    );
+    invalid_at(
+        "[http]\nca_files = [\"/nonexistent/ca.pem\"]",
+        "http.ca_files[0]",
+        "cannot read /nonexistent/ca.pem",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    invalid_at(
+        &format!("[http]\nca_files = [{:?}]", empty.to_str().unwrap()),
+        "http.ca_files[0]",
+        "no PEM certificate",
+    );
+}
+
+#[test]
+fn ca_files_with_a_certificate_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let cert = rcgen::generate_simple_self_signed(vec!["corp-ca".to_string()]).unwrap();
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let policy =
+        Policy::from_toml(&format!("[http]\nca_files = [{:?}]", ca.to_str().unwrap())).unwrap();
+    assert_eq!(policy.ca_files, vec![ca]);
 }

@@ -1,0 +1,102 @@
+//! Loading the component: compiling, loading a precompiled artifact,
+//! instantiating.
+
+use super::*;
+
+impl Bench {
+    /// Loading the component: compile, deserialize, instantiate.
+    pub(crate) fn loading(&self, table: &mut Table) -> anyhow::Result<()> {
+        table.section("component load");
+        let compile = runs(SLOW_REPS, || {
+            let start = Instant::now();
+            let provider = Provider::builder().build()?;
+            let elapsed = start.elapsed();
+            drop(provider);
+            Ok(elapsed.as_nanos() as f64)
+        })?;
+        table.row(
+            "compile from bytes: Provider::builder().build(), per build",
+            Kind::Time,
+            compile,
+            Target::none(""),
+        );
+
+        let cache = self.dir.path().join("compiled");
+        Provider::builder().compile_cache(cache.clone()).build()?;
+        let batch = 5;
+        let deserialize = runs(REPS, || {
+            let mut total = Duration::ZERO;
+            for _ in 0..batch {
+                let start = Instant::now();
+                let provider = Provider::builder().compile_cache(cache.clone()).build()?;
+                total += start.elapsed();
+                drop(provider);
+            }
+            Ok(per_call(total, batch))
+        })?;
+        table.row(
+            "load precompiled: builder().compile_cache(dir).build(), warm, per build",
+            Kind::Time,
+            deserialize,
+            Target::none(""),
+        );
+
+        // A fresh provider instantiates from the shared InstancePre on its
+        // first call. Both batches call `requirements` with configs never
+        // seen before, so both parse; the difference is the instantiation.
+        let warm = Provider::builder().build()?;
+        warm.requirements(&self.config(&self.server, "fdrl_warmup"))?;
+        let mut serial = 0u64;
+        let mut fresh_configs = |n: usize| -> Vec<String> {
+            (0..n)
+                .map(|_| {
+                    serial += 1;
+                    self.config(&self.server, &format!("fdrl_req_{serial}"))
+                })
+                .collect()
+        };
+        let batch = 20;
+        let mut first_calls = Vec::new();
+        let mut warm_calls = Vec::new();
+        let instantiate = runs(REPS, || {
+            let providers: Vec<Provider> = (0..batch)
+                .map(|_| warm.with_policy(Policy::default()))
+                .collect();
+            let configs = fresh_configs(batch);
+            let start = Instant::now();
+            for (provider, config) in providers.iter().zip(&configs) {
+                black_box(provider.requirements(config)?);
+            }
+            let first = per_call(start.elapsed(), batch);
+            let configs = fresh_configs(batch);
+            let start = Instant::now();
+            for config in &configs {
+                black_box(warm.requirements(config)?);
+            }
+            let again = per_call(start.elapsed(), batch);
+            drop(providers);
+            first_calls.push(first);
+            warm_calls.push(again);
+            Ok(first - again)
+        })?;
+        table.row(
+            "first call of a fresh instance (instantiate + requirements)",
+            Kind::Time,
+            Stats::of(first_calls),
+            Target::none(""),
+        );
+        table.row(
+            "requirements on a warm instance (config not seen before)",
+            Kind::Time,
+            Stats::of(warm_calls),
+            Target::none(""),
+        );
+        table.row(
+            "instantiate from InstancePre (difference of the two)",
+            Kind::Time,
+            instantiate,
+            Target::at_most(100_000.0, "≤ 100 µs"),
+        );
+        Ok(())
+    }
+}

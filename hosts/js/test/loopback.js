@@ -1,0 +1,132 @@
+// Loopback HTTP servers for the tests, on 127.0.0.1 only: a token endpoint
+// that answers as the real one does, and an identity server with the paths
+// the shared scenario table names.
+
+import http from 'node:http';
+
+/** How long /slow of the identity server waits before answering. */
+export const SLOW_MS = 3000;
+const ONE_MIB = 1024 * 1024;
+
+/** A server that records requests and answers with `answer(recorded)` → `{status, headers, body}`. */
+export class Loopback {
+  constructor(answer) {
+    this.requests = [];
+    this.server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', async () => {
+        const recorded = { method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks) };
+        this.requests.push(recorded);
+        const { status, headers = {}, body = '' } = await answer(recorded);
+        const bytes = Buffer.from(body);
+        res.writeHead(status, { ...headers, 'content-length': bytes.length });
+        res.end(bytes);
+      });
+    });
+  }
+
+  async start() {
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return this;
+  }
+
+  get origin() {
+    return `http://127.0.0.1:${this.server.address().port}`;
+  }
+
+  async close() {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+export const jsonReply = (status, body, headers = {}) => ({
+  status,
+  headers: { 'content-type': 'application/json', ...headers },
+  body: JSON.stringify(body),
+});
+
+/** What the exchange does differently from the official SDKs, if anything. */
+function exchangeProblem(request) {
+  if (request.headers['content-type'] !== 'application/json') return 'content-type must be application/json';
+  if (request.headers['anthropic-beta'] !== 'oauth-2025-04-20,oidc-federation-2026-04-01') {
+    return 'anthropic-beta must be oauth-2025-04-20,oidc-federation-2026-04-01';
+  }
+  for (const forbidden of ['anthropic-version', 'x-api-key', 'authorization']) {
+    if (forbidden in request.headers) return `the exchange must not send ${forbidden}`;
+  }
+  let body;
+  try {
+    body = JSON.parse(request.body);
+  } catch {
+    return 'the body is not JSON';
+  }
+  if (body.grant_type !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') return 'grant_type must be urn:ietf:params:oauth:grant-type:jwt-bearer';
+  for (const name of ['assertion', 'federation_rule_id', 'organization_id']) if (!body[name]) return `${name} is missing`;
+  return null;
+}
+
+/** `POST /v1/oauth/token`; `behaviour` decides the next answers; the Nth exchange gets sk-ant-oat01-scenario-N. */
+export class TokenEndpoint extends Loopback {
+  constructor() {
+    super((request) => this.#answer(request));
+    this.behaviour = { status: 200, expires_in: 600 };
+    this.exchanges = 0;
+  }
+
+  #answer(request) {
+    if (request.method !== 'POST' || request.path !== '/v1/oauth/token') return jsonReply(404, { error: 'not_found' });
+    this.exchanges += 1;
+    const problem = exchangeProblem(request);
+    if (problem) return jsonReply(400, { error: 'invalid_request', error_description: problem });
+    if (this.behaviour.status !== 200) return jsonReply(this.behaviour.status, this.behaviour.body ?? {}, { 'request-id': 'req_scenario' });
+    return jsonReply(200, {
+      access_token: `sk-ant-oat01-scenario-${this.exchanges}`,
+      expires_in: this.behaviour.expires_in,
+      token_type: 'Bearer',
+    });
+  }
+
+  get lastAssertion() {
+    const posts = this.requests.filter((r) => r.method === 'POST');
+    return posts.length ? JSON.parse(posts.at(-1).body).assertion : null;
+  }
+}
+
+/** The identity server of the scenario table. */
+export class IdentityServer extends Loopback {
+  constructor() {
+    super(async (request) => {
+      switch (request.path.split('?')[0]) {
+        case '/json':
+          return jsonReply(200, { value: 'id-token-from-url' });
+        case '/plain':
+          return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'id-token-from-url\n' };
+        case '/header':
+          return jsonReply(200, { value: request.headers['x-scenario'] ?? '' });
+        case '/redirect':
+          return { status: 302, headers: { location: '/plain' } };
+        case '/oversized':
+          return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(ONE_MIB + 1) };
+        case '/slow':
+          await new Promise((resolve) => setTimeout(resolve, SLOW_MS).unref());
+          return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'id-token-from-url' };
+        default:
+          return jsonReply(404, { error: 'not_found' });
+      }
+    });
+  }
+}
+
+/** A wall clock that moves only when told to. */
+export class ManualClock {
+  constructor(start = 1_900_000_000) {
+    this.now = start;
+    this.read = () => this.now;
+  }
+
+  advance(seconds) {
+    this.now += seconds;
+  }
+}
