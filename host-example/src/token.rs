@@ -134,6 +134,9 @@ mod tests {
             token_type: "Bearer",
             expires_at: 2,
             refresh_after: 1,
+            refresh_by: 1,
+            issued_at: 0,
+            assertion: AssertionFingerprint::from_hex(&"ab".repeat(32)).unwrap(),
         };
         for good in ["sk-ant-oat01-Ab_9~+/.x", "abc==", "a"] {
             assert!(token(good).is_b64token(), "{good:?}");
