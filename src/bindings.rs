@@ -152,12 +152,33 @@ impl wit::Guest for Component {
                 token_type: t.token_type,
                 expires_at: t.expires_at,
                 refresh_after: t.refresh_after,
+                refresh_by: t.refresh_by,
+                issued_at: t.issued_at,
+                assertion_sha256: t.assertion.to_string(),
             })
             .map_err(error)
     }
 
     fn invalidate(config: String) {
         PROVIDER.with(|p| p.borrow_mut().invalidate(&config));
+    }
+
+    fn restore(config: String, token: wit::AccessToken) {
+        // A token whose fingerprint is not 64 hex digits did not come from
+        // `get-token`: there is nothing to restore.
+        let Some(assertion) = crate::Fingerprint::from_hex(&token.assertion_sha256) else {
+            return;
+        };
+        let token = crate::AccessToken {
+            token: crate::Secret::new(token.token),
+            token_type: token.token_type,
+            expires_at: token.expires_at,
+            refresh_after: token.refresh_after,
+            refresh_by: token.refresh_by,
+            issued_at: token.issued_at,
+            assertion,
+        };
+        PROVIDER.with(|p| p.borrow_mut().restore(&config, &token));
     }
 
     fn requirements(config: String) -> Result<wit::HostRequirements, wit::Error> {

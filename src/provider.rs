@@ -1,11 +1,22 @@
 //! The token provider: validated configs, the exchange and the cache.
 //!
 //! Cache windows, as in the official SDKs, by the time left on the cached
-//! token:
-//! - more than [`FRESH_SECS`]: serve it;
-//! - more than [`MANDATORY_SECS`]: refresh now; if that fails, serve the
-//!   still-valid token and do not try again for [`BACKOFF_SECS`];
-//! - otherwise (or nothing cached): refresh; a failure is an error.
+//! token, scaled to its lifetime L (`expires_in` when it was issued; see
+//! [`Windows`]): advisory = min([`FRESH_SECS`], L/2), mandatory =
+//! min([`MANDATORY_SECS`], L/4), so for L >= 240 s exactly the SDKs' 120 s
+//! and 30 s:
+//! - more than the advisory window left: serve it;
+//! - more than the mandatory window left: refresh now; if that fails, serve
+//!   the still-valid token and do not try again for [`BACKOFF_SECS`];
+//! - otherwise (or nothing cached, or invalidated): refresh; a failure is an
+//!   error.
+//!
+//! Assertions are single-use: the token endpoint refuses one it has already
+//! exchanged. The provider keeps the [`Fingerprint`] of the assertion behind
+//! each token; when a source hands back the same one, it sends nothing in the
+//! advisory window (it serves the cached token and backs off), and in the
+//! mandatory window or after [`Provider::invalidate`] it sends it, and a
+//! refusal says that the identity token has not changed.
 
 use std::collections::HashMap;
 
@@ -13,13 +24,17 @@ use crate::capabilities::Capabilities;
 use crate::config::Config;
 use crate::error::Error;
 use crate::exchange;
+use crate::fingerprint::Fingerprint;
 use crate::requirements::Requirements;
+use crate::single_use;
 use crate::sources;
 use crate::token::{AccessToken, Secret};
 
-/// A token with more than this many seconds left is served from the cache.
+/// The advisory window of a long-lived token: with this many seconds left
+/// or fewer it is refreshed.
 pub const FRESH_SECS: u64 = 120;
-/// A token with this many seconds left or fewer is never served.
+/// The mandatory window of a long-lived token: with this many seconds left
+/// or fewer it is never served.
 pub const MANDATORY_SECS: u64 = 30;
 /// After a failed advisory refresh, no new attempt for this many seconds.
 pub const BACKOFF_SECS: u64 = 5;
@@ -30,11 +45,49 @@ const PARSED_CONFIGS: usize = 64;
 /// memo never holds more than `PARSED_CONFIGS` times this many bytes.
 const MEMO_MAX_CONFIG_BYTES: usize = 64 * 1024;
 
+/// The refresh windows of a token, in milliseconds before its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// From this much time left, the token is refreshed.
+    pub advisory_ms: u64,
+    /// From this much time left, the token is never served.
+    pub mandatory_ms: u64,
+}
+
+impl Windows {
+    /// The windows of a token that lives `lifetime_ms`: advisory =
+    /// min(120 s, L/2), mandatory = min(30 s, L/4). A token shorter than the
+    /// fixed windows is thus served for half its life and refreshed in its
+    /// third quarter, instead of being refreshed on every call.
+    pub fn for_lifetime(lifetime_ms: u64) -> Windows {
+        Windows {
+            advisory_ms: (FRESH_SECS * 1000).min(lifetime_ms / 2),
+            mandatory_ms: (MANDATORY_SECS * 1000).min(lifetime_ms / 4),
+        }
+    }
+}
+
 /// A cached token and the state of its refresh.
 struct Cached {
     token: Secret,
+    issued_at_ms: u64,
     expires_at_ms: u64,
     backoff_until_ms: u64,
+    /// The assertion the token was exchanged for.
+    assertion: Fingerprint,
+    /// Dropped by [`Provider::invalidate`]: never served, but its
+    /// assertion is still known.
+    invalidated: bool,
+}
+
+/// Where a cached token stands.
+enum Stage {
+    /// Served as it is.
+    Fresh,
+    /// Still valid; refreshed unless backing off.
+    Advisory,
+    /// Never served.
+    Mandatory,
 }
 
 /// Mints, caches and refreshes tokens; one per component instance.
@@ -59,38 +112,81 @@ impl Provider {
     ) -> Result<AccessToken, Error> {
         let (config, key) = self.parse(config_json)?;
         let now = caps.now_millis();
-        let fallback = match self.tokens.get(&key) {
-            Some(cached) => {
-                let left = cached.expires_at_ms.saturating_sub(now);
-                if left > FRESH_SECS * 1000
-                    || (left > MANDATORY_SECS * 1000 && now < cached.backoff_until_ms)
-                {
+        let advisory = match self.tokens.get(&key) {
+            Some(cached) => match cached.stage(now) {
+                Stage::Fresh => return Ok(cached.access_token()),
+                Stage::Advisory if now < cached.backoff_until_ms => {
                     return Ok(cached.access_token());
                 }
-                left > MANDATORY_SECS * 1000
-            }
+                Stage::Advisory => true,
+                Stage::Mandatory => false,
+            },
             None => false,
         };
-        match mint(caps, &config) {
-            Ok(issued) => {
-                let issued_at = caps.now_millis();
+        let last = self.tokens.get(&key).map(|cached| cached.assertion);
+        let error = match mint(caps, &config, last, advisory) {
+            Ok(Minted::Issued(issued, assertion)) => {
+                let issued_at_ms = caps.now_millis();
                 let cached = Cached {
                     token: issued.token,
-                    expires_at_ms: issued_at
+                    issued_at_ms,
+                    expires_at_ms: issued_at_ms
                         .saturating_add(issued.expires_in_secs.saturating_mul(1000)),
                     backoff_until_ms: 0,
+                    assertion,
+                    invalidated: false,
                 };
                 let token = cached.access_token();
                 self.tokens.insert(key, cached);
-                Ok(token)
+                return Ok(token);
             }
-            Err(error) => match self.tokens.get_mut(&key) {
-                Some(cached) if fallback => {
-                    cached.backoff_until_ms = now.saturating_add(BACKOFF_SECS * 1000);
-                    Ok(cached.access_token())
-                }
-                _ => Err(error),
+            Ok(Minted::Unchanged) => single_use::unchanged(&config),
+            Err(error) => error,
+        };
+        match self.tokens.get_mut(&key) {
+            Some(cached) if advisory => {
+                cached.backoff_until_ms = now.saturating_add(BACKOFF_SECS * 1000);
+                Ok(cached.access_token())
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// Takes back a token this provider (or another instance, in another
+    /// process) returned for `config_json`: kept when it expires later than
+    /// the one held, or when it is the one held and carries a longer
+    /// backoff. An invalid config is ignored.
+    pub fn restore(&mut self, config_json: &str, token: &AccessToken) {
+        let Ok((_, key)) = self.parse(config_json) else {
+            return;
+        };
+        let expires_at_ms = token.expires_at.saturating_mul(1000);
+        let issued_at_ms = token.issued_at.saturating_mul(1000).min(expires_at_ms);
+        let advisory_at_ms = expires_at_ms
+            .saturating_sub(Windows::for_lifetime(expires_at_ms - issued_at_ms).advisory_ms);
+        let refresh_after_ms = token.refresh_after.saturating_mul(1000);
+        let restored = Cached {
+            token: token.token.clone(),
+            issued_at_ms,
+            expires_at_ms,
+            backoff_until_ms: if refresh_after_ms > advisory_at_ms {
+                refresh_after_ms
+            } else {
+                0
             },
+            assertion: token.assertion,
+            invalidated: false,
+        };
+        match self.tokens.get_mut(&key) {
+            Some(held) if held.token == restored.token => {
+                if !held.invalidated {
+                    held.backoff_until_ms = held.backoff_until_ms.max(restored.backoff_until_ms);
+                }
+            }
+            Some(held) if held.expires_at_ms >= restored.expires_at_ms => {}
+            _ => {
+                self.tokens.insert(key, restored);
+            }
         }
     }
 
@@ -98,8 +194,10 @@ impl Provider {
     /// [`Provider::get_token`] exchanges. An invalid config has nothing
     /// cached and is ignored.
     pub fn invalidate(&mut self, config_json: &str) {
-        if let Ok((_, key)) = self.parse(config_json) {
-            self.tokens.remove(&key);
+        if let Ok((_, key)) = self.parse(config_json)
+            && let Some(cached) = self.tokens.get_mut(&key)
+        {
+            cached.invalidated = true;
         }
     }
 
@@ -127,11 +225,28 @@ impl Provider {
 }
 
 impl Cached {
+    fn windows(&self) -> Windows {
+        Windows::for_lifetime(self.expires_at_ms.saturating_sub(self.issued_at_ms))
+    }
+
+    fn stage(&self, now: u64) -> Stage {
+        let left = self.expires_at_ms.saturating_sub(now);
+        let windows = self.windows();
+        if self.invalidated || left <= windows.mandatory_ms {
+            Stage::Mandatory
+        } else if left > windows.advisory_ms {
+            Stage::Fresh
+        } else {
+            Stage::Advisory
+        }
+    }
+
     /// The token as handed out: the caller may serve it until the next
     /// moment this provider would act differently.
     fn access_token(&self) -> AccessToken {
-        let advisory_ms = self.expires_at_ms.saturating_sub(FRESH_SECS * 1000);
-        let mandatory_ms = self.expires_at_ms.saturating_sub(MANDATORY_SECS * 1000);
+        let windows = self.windows();
+        let advisory_ms = self.expires_at_ms.saturating_sub(windows.advisory_ms);
+        let mandatory_ms = self.expires_at_ms.saturating_sub(windows.mandatory_ms);
         let refresh_after_ms = if self.backoff_until_ms > advisory_ms {
             self.backoff_until_ms.min(mandatory_ms)
         } else {
@@ -142,13 +257,42 @@ impl Cached {
             token_type: "Bearer".into(),
             expires_at: self.expires_at_ms / 1000,
             refresh_after: refresh_after_ms / 1000,
+            refresh_by: mandatory_ms / 1000,
+            issued_at: self.issued_at_ms / 1000,
+            assertion: self.assertion,
         }
     }
 }
 
-fn mint(caps: &impl Capabilities, config: &Config) -> Result<exchange::Issued, Error> {
+/// What [`mint`] did.
+enum Minted {
+    /// A token was issued for the assertion with this fingerprint.
+    Issued(exchange::Issued, Fingerprint),
+    /// The source handed back the assertion of the cached token, in the
+    /// advisory window: nothing was sent.
+    Unchanged,
+}
+
+/// Reads an assertion and exchanges it, unless it is `last` (the one the
+/// cached token came from) and the cached token is in its `advisory`
+/// window. A refused `last` says so.
+fn mint(
+    caps: &impl Capabilities,
+    config: &Config,
+    last: Option<Fingerprint>,
+    advisory: bool,
+) -> Result<Minted, Error> {
     let assertion = sources::read_assertion(caps, config)?;
-    exchange::exchange(caps, config, &assertion)
+    let fingerprint = Fingerprint::of(&assertion);
+    let reused = last == Some(fingerprint);
+    if reused && advisory {
+        return Ok(Minted::Unchanged);
+    }
+    match exchange::exchange(caps, config, &assertion) {
+        Ok(issued) => Ok(Minted::Issued(issued, fingerprint)),
+        Err(error) if reused => Err(single_use::refused_again(error, config)),
+        Err(error) => Err(error),
+    }
 }
 
 #[cfg(test)]

@@ -45,7 +45,8 @@ pub(crate) fn read_assertion(caps: &impl Capabilities, config: &Config) -> Resul
     Ok(Secret::new(token))
 }
 
-fn kind_of(source: &IdentitySource) -> SourceKind {
+/// The kind of a source.
+pub(crate) fn kind_of(source: &IdentitySource) -> SourceKind {
     match source {
         IdentitySource::File(_) => SourceKind::File,
         IdentitySource::Env(_) => SourceKind::Env,

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::fingerprint::Fingerprint;
+
 /// A secret string: an access token or an identity assertion.
 ///
 /// `Debug` prints `[redacted]`; there is no `Display`. Read the value with
@@ -39,6 +41,13 @@ pub struct AccessToken {
     /// Until when (Unix seconds) the caller may serve this token without
     /// asking again.
     pub refresh_after: u64,
+    /// By when (Unix seconds) the caller must ask again: the start of the
+    /// mandatory window.
+    pub refresh_by: u64,
+    /// When the token was issued, in Unix seconds.
+    pub issued_at: u64,
+    /// The fingerprint of the assertion the token was exchanged for.
+    pub assertion: Fingerprint,
 }
 
 /// Whether `token` is an RFC 6750 `b64token`:
@@ -89,6 +98,9 @@ mod tests {
             token_type: "Bearer".into(),
             expires_at: 10,
             refresh_after: 5,
+            refresh_by: 8,
+            issued_at: 0,
+            assertion: Fingerprint::of(&Secret::new("eyJ.assertion")),
         };
         let printed = format!("{token:?} {token:#?}");
         assert!(!printed.contains("very-secret"), "{printed}");

@@ -1,11 +1,13 @@
 //! The cache and its refresh windows, counted in requests to the loopback
 //! token endpoint: more than 120 s left is served, 30–120 s refreshes with a
 //! fallback and a 5 s backoff, 30 s or less must refresh; `invalidate`; one
-//! exchange for many concurrent callers.
+//! exchange for many concurrent callers. The identity file is rotated before
+//! each advisory refresh: an unchanged assertion is not sent there.
 
 mod common;
 
 use anthropic_wif_host::loopback::{LoopbackServer, Reply, token_endpoint};
+use anthropic_wif_host::spread::RefreshSpread;
 use anthropic_wif_host::{Error, ManualClock, Provider};
 use common::*;
 use serde_json::json;
@@ -37,7 +39,7 @@ struct Setup {
     clock: Arc<ManualClock>,
     provider: Provider,
     config: String,
-    _files: Files,
+    files: Files,
 }
 
 fn setup(tokens: &LoopbackServer) -> Setup {
@@ -47,6 +49,7 @@ fn setup(tokens: &LoopbackServer) -> Setup {
     let provider = Provider::builder()
         .policy(file_policy(&[&path], &[&tokens.url()]))
         .clock(clock.clone())
+        .refresh_spread(RefreshSpread::none())
         .build()
         .unwrap();
     let config = config(&tokens.url(), json!({ "file": path }));
@@ -54,11 +57,16 @@ fn setup(tokens: &LoopbackServer) -> Setup {
         clock,
         provider,
         config,
-        _files: files,
+        files,
     }
 }
 
 impl Setup {
+    /// The issuer writes a new identity token (assertions are single-use).
+    fn rotate(&self) {
+        self.files.write("token", format!("{JWT}.rotated"));
+    }
+
     fn token(&self) -> String {
         self.provider
             .get_token(&self.config)
@@ -106,6 +114,7 @@ fn a_token_is_served_until_120_s_left_then_refreshed() {
     assert_eq!(s.token(), "sk-ant-oat01-demo-1");
     assert_eq!(exchanges(&tokens).len(), 1, "121 s left is served cached");
 
+    s.rotate();
     s.at(EXPIRES_IN - 100);
     assert_eq!(s.token(), "sk-ant-oat01-demo-2");
     assert_eq!(exchanges(&tokens).len(), 2, "100 s left refreshes");
@@ -123,6 +132,7 @@ fn a_failed_advisory_refresh_serves_the_old_token_and_backs_off_5_s() {
     assert_eq!(s.token(), "sk-ant-oat01-demo-1");
 
     failing.store(true, Ordering::SeqCst);
+    s.rotate();
     s.at(EXPIRES_IN - 100);
     assert_eq!(s.token(), "sk-ant-oat01-demo-1", "the old token is served");
     assert_eq!(exchanges(&tokens).len(), 2, "one refresh was attempted");

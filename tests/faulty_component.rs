@@ -31,11 +31,13 @@ const MODULE: &str = r#"
         (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable))
         (br $grow)))
     (local.get $ptr))
-  (func (export "anthropic-wif:federation/provider@0.1.0#get-token")
+  (func (export "anthropic-wif:federation/provider@0.2.0#get-token")
     (param i32 i32) (result i32)
     GET_TOKEN)
-  (func (export "anthropic-wif:federation/provider@0.1.0#invalidate") (param i32 i32))
-  (func (export "anthropic-wif:federation/provider@0.1.0#requirements")
+  (func (export "anthropic-wif:federation/provider@0.2.0#invalidate") (param i32 i32))
+  (func (export "anthropic-wif:federation/provider@0.2.0#restore")
+    (param i32 i32 i32 i32 i32 i32 i64 i64 i64 i64 i32 i32))
+  (func (export "anthropic-wif:federation/provider@0.2.0#requirements")
     (param i32 i32) (result i32)
     unreachable))
 "#;
@@ -55,6 +57,10 @@ const HUGE_STRING: &str = "
     (i32.store (i32.const 36) (i32.const 0))
     (i64.store (i32.const 40) (i64.const 0))
     (i64.store (i32.const 48) (i64.const 0))
+    (i64.store (i32.const 56) (i64.const 0))
+    (i64.store (i32.const 64) (i64.const 0))
+    (i32.store (i32.const 72) (i32.const 0))
+    (i32.store (i32.const 76) (i32.const 0))
     (i32.const 16)";
 /// Traps at once.
 const TRAP: &str = "unreachable";

@@ -19,6 +19,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use anthropic_wif_host::loopback::{Recorded, Reply, token_endpoint};
+use anthropic_wif_host::spread::RefreshSpread;
 use anthropic_wif_host::{Clock, Error, ManualClock, Provider, SourceKind};
 use common::*;
 use serde_json::json;
@@ -173,6 +174,7 @@ fn provider_at_start(policy_toml: &str) -> (Provider, Arc<ManualClock>) {
     let provider = Provider::builder()
         .policy(policy(policy_toml))
         .clock(clock.clone())
+        .refresh_spread(RefreshSpread::none())
         .build()
         .expect("the embedded component loads");
     (provider, clock)
@@ -382,7 +384,13 @@ enum Faulty {
 /// A url source and a token endpoint, both switchable; `faulty` fails with
 /// `fault`.
 fn endpoint_fault(faulty: Faulty, fault: Fault) {
-    let identity = Switchable::start(|_| Reply::json(200, &json!({"value": JWT})));
+    // A new identity token on every request, as a real issuer hands out:
+    // assertions are single-use.
+    let minted = AtomicUsize::new(0);
+    let identity = Switchable::start(move |_| {
+        let n = minted.fetch_add(1, Ordering::SeqCst);
+        Reply::json(200, &json!({"value": format!("{JWT}.{n}")}))
+    });
     let tokens = Switchable::start(token_endpoint(EXPIRES_IN));
     let (provider, clock) = provider_at_start(&format!(
         "[http]\nallow_origins = {}\ntimeout_secs = {TIMEOUT_SECS}\n",
@@ -529,6 +537,7 @@ fn file_fault(fault: FileFault, through_command: bool) {
         })
     };
     let tokens_issued = || exchanges(&tokens).len();
+    let rotations = AtomicUsize::new(0);
     let expected_error = |error: &Error| {
         matches!(error, Error::SourceFailed { kind: k, message, .. }
         if *k == kind && (through_command || message.contains(match fault {
@@ -545,7 +554,12 @@ fn file_fault(fault: FileFault, through_command: bool) {
         clock,
         config,
         fail: &|| break_file(&path, fault),
-        recover: &|| std::fs::write(&path, JWT).unwrap(),
+        // The issuer writes a new identity token (assertions are
+        // single-use).
+        recover: &|| {
+            let n = rotations.fetch_add(1, Ordering::SeqCst);
+            std::fs::write(&path, format!("{JWT}.{n}")).unwrap();
+        },
         attempts: &attempts,
         tokens_issued: &tokens_issued,
         expected_error: &expected_error,

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anthropic_wif_host::loopback::{LoopbackServer, Recorded, Reply};
+use anthropic_wif_host::spread::RefreshSpread;
 use anthropic_wif_host::{Clock, Error, Policy, Provider, SourceKind};
 use serde_json::{Value, json};
 
@@ -38,8 +39,11 @@ impl Clock for ScenarioClock {
 fn compiled(clock: &Arc<ScenarioClock>) -> &'static Provider {
     static COMPILED: OnceLock<Provider> = OnceLock::new();
     COMPILED.get_or_init(|| {
+        // The table describes the component: refresh exactly when it says,
+        // without the Rust host's spread across a fleet.
         Provider::builder()
             .clock(clock.clone())
+            .refresh_spread(RefreshSpread::none())
             .build()
             .expect("the provider builds")
     })
@@ -238,6 +242,10 @@ fn run(table: &Value, scenario: &Value, clock: &Arc<ScenarioClock>) {
         clock
             .secs
             .fetch_add(step["advance"].as_u64().unwrap_or(0), Ordering::SeqCst);
+        for (file, text) in step["files"].as_object().unwrap_or(&empty) {
+            std::fs::write(dir.path().join(file), text.as_str().expect("file text"))
+                .expect("write");
+        }
         if !step["token_endpoint"].is_null() {
             *tokens
                 .behaviour

@@ -28,6 +28,7 @@
 //! ```
 
 mod bindings;
+pub mod cache_lock;
 pub mod capabilities;
 pub mod clock;
 mod compile_cache;
@@ -44,6 +45,7 @@ pub mod provider;
 pub mod requirements;
 pub mod sdk_profile;
 pub mod shell;
+pub mod spread;
 pub mod sync;
 pub mod token;
 pub mod token_cache;
@@ -54,4 +56,4 @@ pub use error::{Error, Rejection, SourceKind};
 pub use policy::{Policy, PolicyError};
 pub use provider::{EMBEDDED_COMPONENT, EMBEDDED_COMPONENT_SHA256, Provider, ProviderBuilder};
 pub use requirements::Requirements;
-pub use token::{AccessToken, OAUTH_BETA, Secret};
+pub use token::{AccessToken, AssertionFingerprint, OAUTH_BETA, Secret};

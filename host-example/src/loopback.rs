@@ -205,6 +205,31 @@ pub fn token_endpoint(expires_in: u64) -> impl Fn(&Recorded) -> Reply + Send + S
     }
 }
 
+/// [`token_endpoint`] with the real endpoint's single-use rule: an assertion
+/// it has already exchanged is refused with `401 {"error":"invalid_grant"}`,
+/// and nothing says why.
+pub fn single_use_token_endpoint(
+    expires_in: u64,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    let issue = token_endpoint(expires_in);
+    let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+    move |request| {
+        let assertion = serde_json::from_slice::<Value>(&request.body)
+            .ok()
+            .and_then(|body| body["assertion"].as_str().map(String::from));
+        if let Some(assertion) = assertion {
+            let mut seen = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !seen.insert(assertion) {
+                return Reply::json(401, &json!({"error": "invalid_grant"}))
+                    .header("request-id", "req_demo_reused");
+            }
+        }
+        issue(request)
+    }
+}
+
 fn check_exchange(request: &Recorded) -> Result<(), String> {
     if request.method != "POST" || request.path != "/v1/oauth/token" {
         return Err(format!(

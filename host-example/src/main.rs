@@ -16,10 +16,10 @@ use std::sync::Arc;
 use anthropic_wif_host::config_file::LocatedAuth;
 use anthropic_wif_host::gateway::{Gateway, Listen};
 use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
-use anthropic_wif_host::provider::{BACKOFF_SECS, MANDATORY_SECS};
 use anthropic_wif_host::sdk_profile::{self, ProfileError, ProfileWriter, resolve_input};
+use anthropic_wif_host::spread::RefreshSpread;
 use anthropic_wif_host::sync::{self, Stop, SyncError};
-use anthropic_wif_host::token_cache::{PolicyInEffect, TokenCache};
+use anthropic_wif_host::token_cache::{PolicyInEffect, PolicyOrigin, TokenCache};
 use anthropic_wif_host::{
     AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
     private_dir, shell,
@@ -309,6 +309,10 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
             .as_ref()
             .map(|dir| TokenCache::new(dir.join("tokens")))
     };
+    let spread = RefreshSpread::random();
+    // The fast path, without compiling the component: a token another run
+    // left that may still be served. Otherwise the provider takes the
+    // entry's lock, reads it again, and lets the component decide.
     let now = SystemClock.now().as_secs();
     let cached = cache
         .as_ref()
@@ -319,11 +323,18 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
                 None
             }
         });
-    if let Some(token) = cached.as_ref().filter(|t| now < t.refresh_after) {
+    if let Some(token) = cached.filter(|t| now < spread.serve_until(t)) {
         tracing::debug!("token served from the token cache");
-        return print_token(token, args.format);
+        return print_token(&token, args.format);
     }
-    let mut builder = builder(cache_dir.as_deref());
+    let mut builder = builder(cache_dir.as_deref()).refresh_spread(spread);
+    if let Some(cache) = &cache {
+        let origin = match &given {
+            Some(_) => PolicyOrigin::Given,
+            None => PolicyOrigin::Derived,
+        };
+        builder = builder.token_cache(cache.dir().to_path_buf(), origin);
+    }
     if let Some(path) = &args.component {
         builder = builder.component_file(path)?;
     }
@@ -335,27 +346,10 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
         Some(policy) => policy.clone(),
         None => Policy::minimal(&needs, env_var).policy,
     };
-    let token = match inspector.with_policy(policy).get_token(&config) {
-        Ok(token) => token,
-        // Across processes the component cannot remember the cached token,
-        // so the advisory window is honoured here: a token with more than
-        // MANDATORY_SECS left is still served, and the next try waits
-        // BACKOFF_SECS.
-        Err(error) => match cached.filter(|t| t.expires_at > now + MANDATORY_SECS) {
-            Some(mut token) => {
-                tracing::warn!(%error, "refresh failed; serving the cached token, still valid");
-                token.refresh_after = (now + BACKOFF_SECS).min(token.expires_at - MANDATORY_SECS);
-                token
-            }
-            None => return Err(in_file(&located, error)),
-        },
-    };
-    check_printable(&token)?;
-    if let Some(cache) = &cache
-        && let Err(problem) = cache.store(&config, in_effect, &needs.env, env_var, &token)
-    {
-        tracing::warn!(%problem, "cannot save the token in the token cache");
-    }
+    let token = inspector
+        .with_policy(policy)
+        .get_token(&config)
+        .map_err(|e| in_file(&located, e))?;
     print_token(&token, args.format)
 }
 

@@ -340,6 +340,45 @@ impl PrivateDir {
         self.sync()
     }
 
+    /// Opens the file `name` for reading and writing, creating it empty
+    /// (0600) when missing, for use as a lock: a regular file, the user's
+    /// own, neither readable nor writable by others, never a symlink.
+    pub fn open_lock_file(&self, name: &str) -> Result<File, PrivateDirError> {
+        let path = self.path.join(name);
+        let c = c_name(OsStr::new(name), &path)?;
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let fd = match openat(&self.fd, &c, flags, 0o600) {
+            Ok(fd) => fd,
+            Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(&path, "is a symlink")),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let st = fstat(&fd, &path)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(refused(&path, "is not a regular file"));
+        }
+        if st.st_uid != euid() {
+            return Err(refused(&path, "belongs to another user"));
+        }
+        if st.st_mode & 0o077 != 0 {
+            return Err(refused(&path, "is readable or writable by other users"));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Removes the file `name`, if there is one.
+    pub fn remove(&self, name: &str) -> Result<(), PrivateDirError> {
+        let path = self.path.join(name);
+        let c = c_name(OsStr::new(name), &path)?;
+        // SAFETY: `c` is NUL-terminated and relative to our folder.
+        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            let error = std::io::Error::last_os_error();
+            if !is_error(&error, libc::ENOENT) {
+                return Err(io(&path)(error));
+            }
+        }
+        self.sync()
+    }
+
     /// Writes `bytes` to the file `name`, mode 0600, unless it exists:
     /// `Ok(false)` then. The file appears whole or not at all.
     pub fn create_new(&self, name: &str, bytes: &[u8]) -> Result<bool, PrivateDirError> {

@@ -8,6 +8,15 @@
 //! - After it, one caller at a time enters the component (single flight);
 //!   callers that waited find the fresh token and return without a second
 //!   exchange.
+//! - Each process serves a token a little past `refresh-after`, by a share
+//!   of the refresh interval drawn at random ([`RefreshSpread`]), so that a
+//!   fleet started together does not refresh together.
+//! - With a persistent token cache ([`ProviderBuilder::token_cache`]), the
+//!   single flight spans processes: an advisory lock per entry around read →
+//!   ask the component → write ([`crate::cache_lock`]); a process that waited
+//!   finds the token another one wrote. The component gets the cached token
+//!   back (`restore`), so its windows and its memory of the assertion
+//!   already exchanged apply across processes.
 //! - Every call runs under a memory cap and a deadline on the component's own
 //!   time (epoch interruption; I/O time does not count). A trap drops the
 //!   instance; the next call instantiates a fresh one.
@@ -32,7 +41,9 @@ use crate::compile_cache;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::requirements::Requirements;
-use crate::token::{AccessToken, Secret};
+use crate::spread::RefreshSpread;
+use crate::token::{AccessToken, AssertionFingerprint, Secret};
+use crate::token_cache::{PolicyInEffect, PolicyOrigin, TokenCache};
 
 /// The component built from this repository, embedded at build time.
 pub const EMBEDDED_COMPONENT: &[u8] =
@@ -49,12 +60,15 @@ pub const MAX_COMPONENT_FILE_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
 /// Default limit on the component's own (non-I/O) time per call.
 pub const DEFAULT_CALL_BUDGET: Duration = Duration::from_secs(5);
-/// A token with this many seconds left or fewer must be refreshed (the
-/// component's mandatory window, mirrored for callers that cache across
-/// processes).
-pub const MANDATORY_SECS: u64 = 30;
-/// After a failed advisory refresh, how long to wait before trying again.
-pub const BACKOFF_SECS: u64 = 5;
+/// How long a process waits for another one's refresh of the same token
+/// cache entry, beyond the policy's HTTP and command timeouts.
+pub const TOKEN_CACHE_WAIT_MARGIN: Duration = Duration::from_secs(5);
+/// A variable of this process's environment, as the `get-env` capability
+/// reads it (the token cache binds entries to these values).
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// How often the epoch advances, and so the granularity of the deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -66,9 +80,30 @@ pub struct ProviderBuilder {
     memory_limit: usize,
     call_budget: Duration,
     compile_cache: Option<PathBuf>,
+    token_cache: Option<(TokenCache, PolicyOrigin)>,
+    spread: RefreshSpread,
 }
 
 impl ProviderBuilder {
+    /// Keeps tokens in `dir` (a private folder, created if needed), shared
+    /// with every process that uses the same folder: one exchange per token
+    /// across them (see [`crate::cache_lock`]). Entries are keyed on the
+    /// config and the policy in effect, as `origin` says where that came
+    /// from, and bound to the values of the variables the config reads
+    /// (see [`crate::token_cache`]). Off by default.
+    pub fn token_cache(mut self, dir: PathBuf, origin: PolicyOrigin) -> Self {
+        self.token_cache = Some((TokenCache::new(dir), origin));
+        self
+    }
+
+    /// Where in the refresh interval this process asks for a new token
+    /// (default: [`RefreshSpread::random`]; [`RefreshSpread::none`] asks
+    /// exactly at `refresh-after`).
+    pub fn refresh_spread(mut self, spread: RefreshSpread) -> Self {
+        self.spread = spread;
+        self
+    }
+
     /// Keeps the compiled component in `dir` (a private folder, created if
     /// needed) and loads it from there on later starts.
     pub fn compile_cache(mut self, dir: PathBuf) -> Self {
@@ -143,8 +178,12 @@ impl ProviderBuilder {
             engine,
             pre,
             ctx.build(),
-            self.memory_limit,
-            self.call_budget,
+            Settings {
+                memory_limit: self.memory_limit,
+                call_budget: self.call_budget,
+                token_cache: self.token_cache,
+                spread: self.spread,
+            },
         ))
     }
 }
@@ -155,14 +194,23 @@ pub struct Provider {
     engine: Engine,
     pre: FederationPre<StoreState>,
     ctx: Arc<WifCtx>,
-    memory_limit: usize,
-    call_budget: Duration,
+    settings: Settings,
     instance: Mutex<Option<Live>>,
     tokens: RwLock<TokenMap>,
     /// Bumped after every change to `tokens`.
     generation: AtomicU64,
     /// Each thread's copy of `tokens`.
     local: ThreadLocal<RefCell<LocalTokens>>,
+}
+
+/// What a provider keeps from its builder, and passes on to
+/// [`Provider::with_policy`].
+#[derive(Clone)]
+struct Settings {
+    memory_limit: usize,
+    call_budget: Duration,
+    token_cache: Option<(TokenCache, PolicyOrigin)>,
+    spread: RefreshSpread,
 }
 
 /// One thread's copy of the host cache, as of `generation`. Its tokens have
@@ -183,8 +231,9 @@ type TokenMap = HashMap<Box<str>, AccessToken, rustc_hash::FxBuildHasher>;
 impl fmt::Debug for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Provider")
-            .field("memory_limit", &self.memory_limit)
-            .field("call_budget", &self.call_budget)
+            .field("memory_limit", &self.settings.memory_limit)
+            .field("call_budget", &self.settings.call_budget)
+            .field("token_cache", &self.settings.token_cache)
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +264,8 @@ impl Provider {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             call_budget: DEFAULT_CALL_BUDGET,
             compile_cache: None,
+            token_cache: None,
+            spread: RefreshSpread::random(),
         }
     }
 
@@ -224,7 +275,8 @@ impl Provider {
     }
 
     /// A provider of the same compiled component under another policy, with
-    /// its own instance and empty caches (no compilation).
+    /// its own instance and empty in-memory caches (no compilation); the
+    /// same token cache folder, if any.
     pub fn with_policy(&self, policy: Policy) -> Provider {
         let ctx = WifCtx::builder()
             .policy(policy)
@@ -233,8 +285,7 @@ impl Provider {
             self.engine.clone(),
             self.pre.clone(),
             ctx.build(),
-            self.memory_limit,
-            self.call_budget,
+            self.settings.clone(),
         )
     }
 
@@ -243,15 +294,13 @@ impl Provider {
         engine: Engine,
         pre: FederationPre<StoreState>,
         ctx: WifCtx,
-        memory_limit: usize,
-        call_budget: Duration,
+        settings: Settings,
     ) -> Provider {
         Provider {
             engine,
             pre,
             ctx: Arc::new(ctx),
-            memory_limit,
-            call_budget,
+            settings,
             instance: Mutex::new(None),
             tokens: RwLock::new(TokenMap::default()),
             generation: AtomicU64::new(0),
@@ -269,7 +318,111 @@ impl Provider {
             return Ok(token);
         }
         tracing::debug!("no servable token in the host cache; asking the component");
-        self.ask_component(&mut instance, config_json)
+        match &self.settings.token_cache {
+            Some((cache, origin)) => {
+                self.through_token_cache(&mut instance, cache, *origin, config_json)
+            }
+            None => self.ask_component(&mut instance, config_json),
+        }
+    }
+
+    /// Under the entry's lock: the token another process left in the token
+    /// cache while it may be served, else the component's answer (given the
+    /// cached token first, so that its windows and its memory of the
+    /// assertion apply), written back for the others.
+    fn through_token_cache(
+        &self,
+        instance: &mut Option<Live>,
+        cache: &TokenCache,
+        origin: PolicyOrigin,
+        config_json: &str,
+    ) -> Result<AccessToken, Error> {
+        let in_effect = self.in_effect(origin);
+        let _lock = match cache.lock(config_json, in_effect, self.token_cache_wait()) {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => {
+                tracing::warn!(
+                    folder = %cache.dir().display(),
+                    "another process held the token cache entry too long; going on without it"
+                );
+                None
+            }
+            Err(problem) => {
+                tracing::warn!(%problem, "token cache not used; asking the component");
+                return self.ask_component(instance, config_json);
+            }
+        };
+        match cache.load(config_json, in_effect, env_var) {
+            Ok(Some(stored)) => {
+                let now = self.ctx.clock().now().as_secs();
+                if now < self.settings.spread.serve_until(&stored) {
+                    tracing::debug!("token served from the token cache");
+                    self.keep(config_json, stored.clone());
+                    return Ok(stored);
+                }
+                let token = wit::AccessToken {
+                    token: stored.token.expose().to_string(),
+                    token_type: stored.token_type.to_string(),
+                    expires_at: stored.expires_at,
+                    refresh_after: stored.refresh_after,
+                    refresh_by: stored.refresh_by,
+                    issued_at: stored.issued_at,
+                    assertion_sha256: stored.assertion.to_string(),
+                };
+                self.call(instance, |b, s| b.call_restore(s, config_json, &token))?;
+            }
+            Ok(None) => {}
+            Err(problem) => {
+                tracing::warn!(%problem, "token cache entry not read; asking the component");
+            }
+        }
+        let token = self.ask_component(instance, config_json)?;
+        self.save(instance, cache, in_effect, config_json, &token);
+        Ok(token)
+    }
+
+    /// Writes `token` to the token cache, bound to the values of the
+    /// variables the config reads. A token outside RFC 6750's alphabet is
+    /// never cached (the CLI never prints one either).
+    fn save(
+        &self,
+        instance: &mut Option<Live>,
+        cache: &TokenCache,
+        in_effect: PolicyInEffect,
+        config_json: &str,
+        token: &AccessToken,
+    ) {
+        if !token.is_b64token() {
+            tracing::warn!("the access token is not an RFC 6750 bearer token; not cached");
+            return;
+        }
+        let variables = match self.call(instance, |b, s| b.call_requirements(s, config_json)) {
+            Ok(Ok(needs)) => needs.env,
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!("the config's variables are unknown; token not cached");
+                return;
+            }
+        };
+        if let Err(problem) = cache.store(config_json, in_effect, &variables, env_var, token) {
+            tracing::warn!(%problem, "cannot save the token in the token cache");
+        }
+    }
+
+    /// The policy in effect, as the token cache's key sees it.
+    fn in_effect(&self, origin: PolicyOrigin) -> PolicyInEffect<'_> {
+        match origin {
+            PolicyOrigin::Derived => PolicyInEffect::Derived,
+            PolicyOrigin::Given => PolicyInEffect::Given(self.ctx.policy()),
+        }
+    }
+
+    /// How long to wait for another process's refresh: what it may spend
+    /// reading the identity token and exchanging it, plus a margin.
+    fn token_cache_wait(&self) -> Duration {
+        let policy = self.ctx.policy();
+        policy.http_timeout.max(policy.command_timeout)
+            + policy.http_timeout
+            + TOKEN_CACHE_WAIT_MARGIN
     }
 
     /// Asks the component, bypassing the host cache (the component's own
@@ -305,27 +458,53 @@ impl Provider {
                 token.token_type
             )));
         }
+        let assertion =
+            AssertionFingerprint::from_hex(&token.assertion_sha256).ok_or_else(|| {
+                Error::MalformedResponse(
+                    "the component returned a token without a valid assertion fingerprint".into(),
+                )
+            })?;
         let token = AccessToken {
             token: Secret::new(&token.token),
             token_type: "Bearer",
             expires_at: token.expires_at,
             refresh_after: token.refresh_after,
+            refresh_by: token.refresh_by,
+            issued_at: token.issued_at,
+            assertion,
         };
-        let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
-        tokens.insert(config_json.into(), token.clone());
-        self.generation.fetch_add(1, Ordering::Release);
+        self.keep(config_json, token.clone());
         Ok(token)
     }
 
-    /// Drops the token cached for `config_json`, in the host and in the
-    /// component; the next [`Provider::get_token`] exchanges. Call it when
-    /// the API answers 401.
+    /// Puts `token` in the host cache.
+    fn keep(&self, config_json: &str, token: AccessToken) {
+        let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+        tokens.insert(config_json.into(), token);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Drops the token cached for `config_json`, in the host, in the token
+    /// cache (when it still holds that token) and in the component; the
+    /// next [`Provider::get_token`] exchanges. Call it when the API answers
+    /// 401.
     pub fn invalidate(&self, config_json: &str) -> Result<(), Error> {
         let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
-        {
+        let dropped = {
             let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
-            tokens.remove(config_json);
+            let dropped = tokens.remove(config_json);
             self.generation.fetch_add(1, Ordering::Release);
+            dropped
+        };
+        if let (Some((cache, origin)), Some(dropped)) = (&self.settings.token_cache, dropped) {
+            let in_effect = self.in_effect(*origin);
+            let _lock = cache.lock(config_json, in_effect, self.token_cache_wait());
+            if let Ok(Some(stored)) = cache.load(config_json, in_effect, env_var)
+                && stored.token == dropped.token
+                && let Err(problem) = cache.remove(config_json, in_effect)
+            {
+                tracing::warn!(%problem, "cannot remove the token from the token cache");
+            }
         }
         self.call(&mut instance, |b, s| b.call_invalidate(s, config_json))
     }
@@ -363,15 +542,16 @@ impl Provider {
             local.tokens.clear();
             local.generation = generation;
         }
+        let spread = self.settings.spread;
         if let Some(token) = local.tokens.get(config_json) {
-            return (now < token.refresh_after).then(|| token.clone());
+            return (now < spread.serve_until(token)).then(|| token.clone());
         }
         let shared = self
             .tokens
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(config_json)
-            .filter(|t| now < t.refresh_after)?
+            .filter(|t| now < spread.serve_until(t))?
             .clone();
         let token = AccessToken {
             token: Secret::new(shared.token.expose()),
@@ -412,12 +592,12 @@ impl Provider {
         let state = StoreState {
             ctx: self.ctx.clone(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.memory_limit)
+                .memory_size(self.settings.memory_limit)
                 .trap_on_grow_failure(true)
                 .build(),
             io_time: Duration::ZERO,
             call_started: Instant::now(),
-            call_budget: self.call_budget,
+            call_budget: self.settings.call_budget,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);

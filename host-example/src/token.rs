@@ -38,6 +38,47 @@ pub struct AccessToken {
     /// Until when (Unix seconds) the token is served without asking the
     /// component again.
     pub refresh_after: u64,
+    /// By when (Unix seconds) the component must be asked again: the start
+    /// of the mandatory window. The host spreads its calls between
+    /// `refresh_after` and this (see [`crate::spread`]).
+    pub refresh_by: u64,
+    /// When the token was issued, in Unix seconds.
+    pub issued_at: u64,
+    /// The fingerprint of the identity assertion the token was exchanged
+    /// for.
+    pub assertion: AssertionFingerprint,
+}
+
+/// The SHA-256 of an identity assertion, as the component reports it: it
+/// tells assertions apart and cannot be turned back into one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AssertionFingerprint([u8; 32]);
+
+impl AssertionFingerprint {
+    /// Reads 64 hex digits; `None` for anything else.
+    pub fn from_hex(hex: &str) -> Option<AssertionFingerprint> {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(AssertionFingerprint(bytes))
+    }
+}
+
+/// 64 lowercase hex digits.
+impl fmt::Display for AssertionFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for AssertionFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AssertionFingerprint({self})")
+    }
 }
 
 /// Whether `s` is an RFC 6750 `b64token`, the only shape a bearer token may
@@ -93,6 +134,9 @@ mod tests {
             token_type: "Bearer",
             expires_at: 2,
             refresh_after: 1,
+            refresh_by: 1,
+            issued_at: 0,
+            assertion: AssertionFingerprint::from_hex(&"ab".repeat(32)).unwrap(),
         };
         for good in ["sk-ant-oat01-Ab_9~+/.x", "abc==", "a"] {
             assert!(token(good).is_b64token(), "{good:?}");
@@ -117,9 +161,22 @@ mod tests {
             token_type: "Bearer",
             expires_at: 2,
             refresh_after: 1,
+            refresh_by: 1,
+            issued_at: 0,
+            assertion: AssertionFingerprint::from_hex(&"ab".repeat(32)).unwrap(),
         };
         let shown = format!("{token:?} {token:#?}");
         assert!(!shown.contains("top-secret"), "{shown}");
         assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn a_fingerprint_round_trips_through_hex_and_nothing_else_parses() {
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let fingerprint = AssertionFingerprint::from_hex(hex).unwrap();
+        assert_eq!(fingerprint.to_string(), hex);
+        for bad in ["", "ab", &"+a".repeat(32), &"g".repeat(64), &"é".repeat(32)] {
+            assert_eq!(AssertionFingerprint::from_hex(bad), None, "{bad}");
+        }
     }
 }

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::policy::Policy;
+use crate::cache_lock::{self, EntryLock};
 use crate::private_dir::{self, PrivateDir, PrivateDirError};
-use crate::token::{AccessToken, Secret, is_b64token};
+use crate::token::{AccessToken, AssertionFingerprint, Secret, is_b64token};
 
 /// The largest token file read.
 const MAX_ENTRY_BYTES: u64 = 64 * 1024;
@@ -44,6 +45,17 @@ pub enum PolicyInEffect<'a> {
     Given(&'a Policy),
 }
 
+/// Where the policy of a provider that shares a token cache came from
+/// ([`crate::ProviderBuilder::token_cache`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyOrigin {
+    /// Derived from the config by this host: keyed as
+    /// [`PolicyInEffect::Derived`].
+    Derived,
+    /// Given by the user: the provider's own policy is keyed.
+    Given,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Stored {
     /// The variables the config reads (names only).
@@ -55,6 +67,10 @@ struct Stored {
     access_token: String,
     expires_at: u64,
     refresh_after: u64,
+    refresh_by: u64,
+    issued_at: u64,
+    /// The SHA-256 of the assertion behind the token (never the assertion).
+    assertion_sha256: String,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -204,11 +220,17 @@ impl TokenCache {
             );
             return Ok(None);
         }
+        let Some(assertion) = AssertionFingerprint::from_hex(&stored.assertion_sha256) else {
+            return Ok(None);
+        };
         Ok(Some(AccessToken {
             token: Secret::new(&stored.access_token),
             token_type: "Bearer",
             expires_at: stored.expires_at,
             refresh_after: stored.refresh_after,
+            refresh_by: stored.refresh_by,
+            issued_at: stored.issued_at,
+            assertion,
         }))
     }
 
@@ -241,9 +263,31 @@ impl TokenCache {
             access_token: token.token.expose().to_string(),
             expires_at: token.expires_at,
             refresh_after: token.refresh_after,
+            refresh_by: token.refresh_by,
+            issued_at: token.issued_at,
+            assertion_sha256: token.assertion.to_string(),
         };
         let bytes = serde_json::to_vec(&stored).unwrap_or_default();
         dir.write_atomically(&Self::file_name(config_json, policy), &bytes)
+    }
+
+    /// Removes the token for `config_json` under `policy`, if there is one.
+    pub fn remove(&self, config_json: &str, policy: PolicyInEffect) -> Result<(), PrivateDirError> {
+        PrivateDir::open(&self.dir)?.remove(&Self::file_name(config_json, policy))
+    }
+
+    /// Takes the lock on the entry for `config_json` under `policy` (see
+    /// [`crate::cache_lock`]), waiting at most `wait` for another process
+    /// to release it: `Ok(None)` when it did not in time.
+    pub fn lock(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        wait: std::time::Duration,
+    ) -> Result<Option<EntryLock>, PrivateDirError> {
+        let dir = PrivateDir::open(&self.dir)?;
+        let digest = hex(&entry_digest(config_json, policy));
+        cache_lock::acquire(&dir, &format!("{digest}.lock"), wait)
     }
 
     /// The folder.

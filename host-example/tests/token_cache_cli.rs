@@ -3,9 +3,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
-use anthropic_wif_host::loopback::{LoopbackServer, token_endpoint};
+use anthropic_wif_host::loopback::{
+    LoopbackServer, Recorded, Reply, single_use_token_endpoint, token_endpoint,
+};
 use anthropic_wif_host::token_cache::{PolicyInEffect, TokenCache};
 
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYWNoZSJ9.c2ln";
@@ -18,8 +20,14 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(token_endpoint(3600))
+}
+
+/// A config whose identity token is a file (never rotated here), against a
+/// loopback token endpoint that answers with `endpoint`.
+fn setup_with(endpoint: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let server = LoopbackServer::start(token_endpoint(3600)).unwrap();
+    let server = LoopbackServer::start(endpoint).unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, JWT).unwrap();
     let config = dir.path().join("auth.json");
@@ -47,16 +55,22 @@ fn run(setup: &Setup, extra: &[&str]) -> Output {
 }
 
 fn run_with(setup: &Setup, extra: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wif-host"))
-        .arg("token")
+    wif_host(setup, "token", extra)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn wif_host(setup: &Setup, command: &str, extra: &[&str]) -> Command {
+    let mut wif_host = Command::new(env!("CARGO_BIN_EXE_wif-host"));
+    wif_host
+        .arg(command)
         .arg("--config")
         .arg(&setup.config)
         .args(extra)
         .env("XDG_CACHE_HOME", &setup.cache_home)
-        .env("WIF_LOG", "trace")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
+        .env("WIF_LOG", "trace");
+    wif_host
 }
 
 fn token_of(output: &Output) -> String {
@@ -168,6 +182,55 @@ fn a_corrupt_cache_file_is_replaced_silently() {
         "the replacement is used"
     );
     assert_eq!(setup.server.requests().len(), 2);
+}
+
+#[test]
+fn ten_runs_in_a_row_with_90_s_tokens_make_one_exchange() {
+    let setup = setup_with(single_use_token_endpoint(90));
+    let tokens: Vec<String> = (0..10).map(|_| token_of(&run(&setup, &[]))).collect();
+    assert!(
+        tokens.iter().all(|t| t == "sk-ant-oat01-demo-1"),
+        "{tokens:?}"
+    );
+    assert_eq!(setup.server.requests().len(), 1);
+}
+
+#[test]
+fn eight_processes_at_once_with_an_empty_cache_make_one_exchange() {
+    // An endpoint like the real one: the file's assertion works once.
+    let setup = setup_with(single_use_token_endpoint(3600));
+    // Compile the component into the cache first, so that the eight race
+    // for the token rather than for the compiler.
+    let check = wif_host(&setup, "check", &[]).output().unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            wif_host(&setup, "token", &[])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .collect();
+    let tokens: Vec<String> = outputs.iter().map(token_of).collect();
+    assert!(
+        tokens.iter().all(|t| t == "sk-ant-oat01-demo-1"),
+        "{tokens:?}"
+    );
+    assert_eq!(setup.server.requests().len(), 1, "exactly one exchange");
+    for output in &outputs {
+        assert_no_token_in(&output.stderr, "sk-ant-oat01-demo-1");
+    }
+    let lock = token_file(&setup).with_extension("lock");
+    assert_eq!(
+        std::fs::metadata(lock).unwrap().len(),
+        0,
+        "nothing in the lock file"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::{AccessToken, Secret};
+use crate::{AccessToken, AssertionFingerprint, Secret};
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs
@@ -299,6 +299,9 @@ fn token(value: &str, expires_at: u64) -> AccessToken {
         token_type: "Bearer",
         expires_at,
         refresh_after: expires_at - 60,
+        refresh_by: expires_at - 30,
+        issued_at: expires_at - 3600,
+        assertion: AssertionFingerprint::from_hex(&"0f".repeat(32)).unwrap(),
     }
 }
 

@@ -7,6 +7,9 @@ fn token(secret: &str) -> AccessToken {
         token_type: "Bearer",
         expires_at: 2_000,
         refresh_after: 1_880,
+        refresh_by: 1_970,
+        issued_at: 1_000,
+        assertion: AssertionFingerprint::from_hex(&"0f".repeat(32)).unwrap(),
     }
 }
 
@@ -153,6 +156,9 @@ fn plant(cache: &TokenCache, config: &str, access_token: &str) {
         access_token: access_token.into(),
         expires_at: 2_000,
         refresh_after: 1_880,
+        refresh_by: 1_970,
+        issued_at: 1_000,
+        assertion_sha256: "0f".repeat(32),
     };
     let dir = PrivateDir::open(cache.dir()).unwrap();
     dir.write_atomically(
@@ -217,4 +223,33 @@ fn a_tokens_folder_swapped_by_another_user_is_never_read_from() {
         }
     }
     swapper.stop();
+}
+
+#[test]
+fn the_fleet_fields_round_trip_and_remove_drops_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = TokenCache::new(dir.path().join("tokens"));
+    let mut minted = token("sk-ant-oat01-fleet");
+    minted.refresh_by = 1_950;
+    minted.issued_at = 900;
+    minted.assertion = AssertionFingerprint::from_hex(&"a5".repeat(32)).unwrap();
+    cache.store("c", DERIVED, &[], no_env, &minted).unwrap();
+    assert_eq!(cache.load("c", DERIVED, no_env).unwrap(), Some(minted));
+    let stored = std::fs::read_to_string(cache.path_for("c", DERIVED)).unwrap();
+    assert!(stored.contains(&"a5".repeat(32)), "{stored}");
+    cache.remove("c", DERIVED).unwrap();
+    assert_eq!(cache.load("c", DERIVED, no_env).unwrap(), None);
+    cache.remove("c", DERIVED).unwrap();
+}
+
+#[test]
+fn entries_lock_independently_per_config_and_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = TokenCache::new(dir.path().join("tokens"));
+    let zero = std::time::Duration::ZERO;
+    let held = cache.lock("c", DERIVED, zero).unwrap().expect("free");
+    assert!(cache.lock("c", DERIVED, zero).unwrap().is_none());
+    assert!(cache.lock("d", DERIVED, zero).unwrap().is_some());
+    drop(held);
+    assert!(cache.lock("c", DERIVED, zero).unwrap().is_some());
 }

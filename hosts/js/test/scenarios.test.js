@@ -53,6 +53,7 @@ for (const original of table.scenarios) {
       for (const [i, step] of scenario.steps.entries()) {
         const where = `step ${i + 1}`;
         clock.advance(step.advance ?? 0);
+        for (const [name, text] of Object.entries(step.files ?? {})) fs.writeFileSync(path.join(dir, name), text);
         if (step.token_endpoint) tokens.behaviour = step.token_endpoint;
         if (step.call === 'invalidate') {
           await provider.invalidate(config);

@@ -62,6 +62,8 @@ def test_scenario(
     for number, step in enumerate(scenario["steps"], 1):
         where = f"step {number}"
         clock.advance(step.get("advance", 0))
+        for name, text in step.get("files", {}).items():
+            (tmp_path / name).write_text(text)
         if "token_endpoint" in step:
             token_endpoint.behaviour = step["token_endpoint"]
         if step["call"] == "invalidate":

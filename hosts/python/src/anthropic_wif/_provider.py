@@ -27,7 +27,7 @@ from ._capabilities import Clock, add_to_linker, system_clock
 from ._errors import ComponentFailed, LoadFailed, MalformedResponse, WifError, from_component
 from ._policy import Policy
 
-PROVIDER = "anthropic-wif:federation/provider@0.1.0"
+PROVIDER = "anthropic-wif:federation/provider@0.2.0"
 """The component's exported interface."""
 DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024
 """Default cap on the component's linear memory."""
