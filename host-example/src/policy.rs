@@ -524,12 +524,12 @@ fn argv_prefix(argv: Vec<String>, key: &str) -> Result<Vec<String>, PolicyError>
 fn seconds(value: Option<f64>, default: Duration, key: &str) -> Result<Duration, PolicyError> {
     match value {
         None => Ok(default),
-        Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 3600.0 => {
+        Some(secs) if secs.is_finite() && (0.001..=3600.0).contains(&secs) => {
             Ok(Duration::from_secs_f64(secs))
         }
         Some(_) => Err(invalid(
             key,
-            "must be a number of seconds above 0 and at most 3600, e.g. `30`",
+            "must be a number of seconds from 0.001 to 3600, e.g. `30`",
         )),
     }
 }

@@ -588,6 +588,6 @@ fn an_invalid_deadline_is_refused_naming_the_variable() {
     assert_refused(
         &run,
         &tokens,
-        &format!("{TIMEOUT_VARIABLE} must be a number of seconds above 0"),
+        &format!("{TIMEOUT_VARIABLE} must be a number of seconds from 0.001"),
     );
 }

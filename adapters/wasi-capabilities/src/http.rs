@@ -84,7 +84,7 @@ pub fn http_fetch(request: HttpRequest) -> Result<HttpResponse, CapError> {
 fn timeout() -> Result<Duration, CapError> {
     let invalid = || {
         CapError::Failed(format!(
-            "{TIMEOUT_VARIABLE} must be a number of seconds above 0 and at most {}, e.g. `30`",
+            "{TIMEOUT_VARIABLE} must be a number of seconds from 0.001 to {}, e.g. `30`",
             MAX_TIMEOUT.as_secs()
         ))
     };
@@ -95,10 +95,10 @@ fn timeout() -> Result<Duration, CapError> {
     }
 }
 
-/// Seconds above 0 and at most [`MAX_TIMEOUT`], fractions allowed.
+/// Seconds from 0.001 (one millisecond) to [`MAX_TIMEOUT`], fractions allowed.
 fn parse_timeout(text: &str) -> Option<Duration> {
     let secs: f64 = text.trim().parse().ok()?;
-    (secs.is_finite() && secs > 0.0 && secs <= MAX_TIMEOUT.as_secs_f64())
+    (secs.is_finite() && secs >= 0.001 && secs <= MAX_TIMEOUT.as_secs_f64())
         .then(|| Duration::from_secs_f64(secs))
 }
 

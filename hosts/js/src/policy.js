@@ -118,8 +118,8 @@ function paths(entries, key) {
 function seconds(value, fallback, key) {
   if (value === undefined) return fallback;
   if (typeof value === 'bigint') value = Number(value);
-  if (typeof value !== 'number' || !(value > 0 && value <= 3600)) {
-    throw new PolicyError(`policy: ${key}: must be a number of seconds above 0 and at most 3600, e.g. \`30\``);
+  if (typeof value !== 'number' || !(value >= 0.001 && value <= 3600)) {
+    throw new PolicyError(`policy: ${key}: must be a number of seconds from 0.001 to 3600, e.g. \`30\``);
   }
   return value;
 }

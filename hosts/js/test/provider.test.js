@@ -73,6 +73,7 @@ for (const [text, names] of [
   ['[http]\nallow_origins = ["https://user@api.anthropic.com"]', 'user information'],
   ['[http]\nallow_origins = ["http://api.anthropic.com"]', 'plain http'],
   ['[http]\ntimeout_secs = 0', 'http.timeout_secs'],
+  ['[http]\ntimeout_secs = 1e-300', 'http.timeout_secs'],
   ['[commands]\nallow = [[]]', 'commands.allow[0]'],
   ['[env\n', 'policy'],
 ]) {

@@ -62,6 +62,7 @@ def test_an_empty_policy_grants_nothing_with_the_default_limits() -> None:
         ('[http]\nallow_origins = ["http://api.anthropic.com"]', "plain http"),
         ('[http]\nallow_origins = ["ftp://example.com"]', "http or https"),
         ("[http]\ntimeout_secs = 0", "http.timeout_secs"),
+        ("[http]\ntimeout_secs = 1e-300", "http.timeout_secs"),
         ("[http]\nmax_body_bytes = 0", "http.max_body_bytes"),
         ("[commands]\nallow = [[]]", "commands.allow[0]"),
         ('[commands]\nallow = [["gcloud", ""]]', "commands.allow[0][1]"),

@@ -42,11 +42,12 @@ fn other_schemes_a_missing_host_and_user_information_are_refused_without_echo() 
 }
 
 #[test]
-fn the_timeout_is_seconds_above_zero_up_to_an_hour() {
+fn the_timeout_is_one_millisecond_up_to_an_hour() {
     assert_eq!(parse_timeout("30"), Some(Duration::from_secs(30)));
     assert_eq!(parse_timeout(" 0.5 "), Some(Duration::from_millis(500)));
     assert_eq!(parse_timeout("3600"), Some(Duration::from_secs(3600)));
-    for invalid in ["0", "-1", "3601", "inf", "NaN", "", "30s"] {
+    assert_eq!(parse_timeout("0.001"), Some(Duration::from_millis(1)));
+    for invalid in ["0", "1e-300", "0.0009", "-1", "3601", "inf", "NaN", "", "30s"] {
         assert_eq!(parse_timeout(invalid), None, "{invalid:?}");
     }
 }

@@ -236,8 +236,8 @@ def _argv_prefix(argv: object, key: str) -> tuple[str, ...]:
 def _seconds(value: object, default: float, key: str) -> float:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 3600):
-        raise PolicyError(f"policy: {key}: must be a number of seconds above 0 and at most 3600, e.g. `30`")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.001 <= value <= 3600):
+        raise PolicyError(f"policy: {key}: must be a number of seconds from 0.001 to 3600, e.g. `30`")
     return float(value)
 
 
