@@ -458,7 +458,6 @@ fn the_official_sdk_streams_through_the_proxy_as_the_upstream_sends() {
 #[cfg(unix)]
 #[test]
 fn the_gateway_serves_a_unix_socket() {
-    use std::os::unix::net::UnixStream;
     let api = StandIn::start(Api::Echo);
     let folder = tempfile::tempdir().unwrap();
     let socket = folder.path().join("wif.sock");
