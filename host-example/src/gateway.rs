@@ -102,40 +102,58 @@ impl Gateway {
     /// stops accepting, drops the listener (which removes the socket file
     /// it created) and waits up to `grace` for the connections in flight.
     /// Returns how many were still running when the grace period ended.
-    pub fn serve(self: Arc<Self>, listener: Listener, stop: Stop, grace: Duration) -> usize {
+    pub fn serve(
+        self: Arc<Self>,
+        listener: Listener,
+        stop: Stop,
+        grace: Duration,
+    ) -> io::Result<usize> {
         let in_flight = Arc::new(InFlight::default());
-        #[cfg(unix)]
-        {
-            let Ok((wake, woken)) = std::os::unix::net::UnixStream::pair() else {
-                tracing::error!("cannot create the shutdown wake-up; stopping");
-                return 0;
-            };
-            std::thread::spawn(move || {
-                stop.wait_until_requested();
-                drop(woken);
-            });
-            loop {
-                match listener.accept_until(&wake) {
-                    Ok(Some(connection)) => self.clone().spawn(connection, &in_flight),
-                    Ok(None) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            drop(stop);
-            loop {
-                if let Ok(connection) = listener.accept() {
-                    self.clone().spawn(connection, &in_flight);
-                }
-            }
-        }
+        self.accept_until_stopped(&listener, stop, &in_flight)?;
         drop(listener);
-        in_flight.wait_idle(grace)
+        Ok(in_flight.wait_idle(grace))
+    }
+
+    /// Accepts and serves connections until `stop` is requested.
+    #[cfg(unix)]
+    fn accept_until_stopped(
+        self: &Arc<Self>,
+        listener: &Listener,
+        stop: Stop,
+        in_flight: &Arc<InFlight>,
+    ) -> io::Result<()> {
+        let (wake, woken) = std::os::unix::net::UnixStream::pair()?;
+        std::thread::spawn(move || {
+            stop.wait_until_requested();
+            drop(woken);
+        });
+        loop {
+            match listener.accept_until(&wake) {
+                Ok(Some(connection)) => self.clone().spawn(connection, in_flight),
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    /// Accepts and serves connections until the process ends (no signals
+    /// are watched on this system).
+    #[cfg(not(unix))]
+    fn accept_until_stopped(
+        self: &Arc<Self>,
+        listener: &Listener,
+        stop: Stop,
+        in_flight: &Arc<InFlight>,
+    ) -> io::Result<()> {
+        drop(stop);
+        loop {
+            if let Ok(connection) = listener.accept() {
+                self.clone().spawn(connection, in_flight);
+            }
+        }
     }
 
     /// Serves `connection` on a thread of its own, counted in `in_flight`.

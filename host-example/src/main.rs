@@ -122,7 +122,8 @@ struct ProxyArgs {
     #[arg(long)]
     policy: Option<PathBuf>,
     /// Where to listen: 127.0.0.1:PORT, [::1]:PORT or unix:PATH (loopback
-    /// only).
+    /// only). A socket file at PATH that nobody listens on is replaced; the
+    /// socket is removed on SIGTERM or SIGINT.
     #[arg(long, value_name = "ADDRESS")]
     listen: String,
 }
@@ -421,8 +422,12 @@ fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
         .requirements(&config)
         .map_err(|e| in_file(&located, e))?;
     eprintln!("wif-host: proxy: forwarding {listen} /v1/* to {upstream}");
-    let cut =
-        Arc::new(Gateway::new(provider, config, &upstream)).serve(listener, stop, SHUTDOWN_GRACE);
+    let cut = Arc::new(Gateway::new(provider, config, &upstream))
+        .serve(listener, stop, SHUTDOWN_GRACE)
+        .map_err(|e| Failure {
+            code: NO_TOKEN,
+            message: format!("proxy on {listen}: {e}"),
+        })?;
     if cut == 0 {
         eprintln!("wif-host: proxy: stopped");
     } else {
