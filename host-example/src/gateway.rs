@@ -10,19 +10,24 @@
 //! request body was at most [`REPLAY_CAP_BYTES`] (a copy is kept up to that
 //! size while it is streamed). Each connection has its own thread and
 //! serves one request (`Connection: close`). Logs carry the method, the
-//! path and the status, never a header value or a body.
+//! path and the status, never a header value or a body. On SIGTERM or
+//! SIGINT it stops accepting, lets the requests in flight finish for up to
+//! [`SHUTDOWN_GRACE`], and removes the Unix socket it created.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sync::Stop;
 use crate::{OAUTH_BETA, Provider};
 
 pub mod http1;
+pub mod in_flight;
+pub mod listener;
 
 use http1::{BodyKind, ChunkedReader, ChunkedWriter, Head};
+use in_flight::InFlight;
+pub use listener::{Connection, Listen, ListenError, Listener};
 
 /// Request bodies up to this size are kept for the replay after a 401.
 pub const REPLAY_CAP_BYTES: usize = 8 * 1024 * 1024;
@@ -33,6 +38,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that sends nothing for this long is dropped.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a stopping gateway waits for the requests in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Headers that belong to one connection and are never forwarded.
 const HOP_BY_HOP: [&str; 9] = [
@@ -46,38 +53,6 @@ const HOP_BY_HOP: [&str; 9] = [
     "transfer-encoding",
     "upgrade",
 ];
-
-/// Where the gateway listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    /// A loopback TCP address.
-    Tcp(SocketAddr),
-    /// A Unix socket path.
-    Unix(PathBuf),
-}
-
-impl Listen {
-    /// Parses `127.0.0.1:PORT`, `[::1]:PORT` or `unix:PATH`; any
-    /// non-loopback address is refused.
-    pub fn parse(text: &str) -> Result<Listen, String> {
-        if let Some(path) = text.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err("--listen unix: needs a socket path".into());
-            }
-            return Ok(Listen::Unix(PathBuf::from(path)));
-        }
-        let address: SocketAddr = text
-            .parse()
-            .map_err(|_| format!("--listen {text:?} is neither IP:PORT nor unix:PATH"))?;
-        if !address.ip().is_loopback() {
-            return Err(format!(
-                "--listen {address} is not a loopback address: the gateway hands out credentials, so it \
-                 listens only on 127.0.0.1, ::1 or a Unix socket"
-            ));
-        }
-        Ok(Listen::Tcp(address))
-    }
-}
 
 /// The gateway: a provider, the `auth` block and the upstream.
 pub struct Gateway {
@@ -122,47 +97,75 @@ impl Gateway {
             .unwrap_or_else(|| "https://api.anthropic.com".to_string())
     }
 
-    /// Serves connections on `listen` until the process ends.
-    pub fn serve(self: Arc<Self>, listen: &Listen) -> io::Result<()> {
-        match listen {
-            Listen::Tcp(address) => {
-                let listener = TcpListener::bind(address)?;
-                self.serve_tcp(listener)
-            }
-            #[cfg(unix)]
-            Listen::Unix(path) => {
-                let listener = std::os::unix::net::UnixListener::bind(path)?;
-                for stream in listener.incoming() {
-                    let Ok(stream) = stream else { continue };
-                    let _ = stream.set_read_timeout(Some(CLIENT_IDLE_TIMEOUT));
-                    let gateway = self.clone();
-                    std::thread::spawn(move || {
-                        if let Ok(reader) = stream.try_clone() {
-                            gateway.connection(BufReader::new(reader), stream);
-                        }
-                    });
+    /// Serves connections from `listener` until `stop` is requested (on
+    /// systems without Unix signals: until the process ends). Then it
+    /// stops accepting, drops the listener (which removes the socket file
+    /// it created) and waits up to `grace` for the connections in flight.
+    /// Returns how many were still running when the grace period ended.
+    pub fn serve(
+        self: Arc<Self>,
+        listener: Listener,
+        stop: Stop,
+        grace: Duration,
+    ) -> io::Result<usize> {
+        let in_flight = Arc::new(InFlight::default());
+        self.accept_until_stopped(&listener, stop, &in_flight)?;
+        drop(listener);
+        Ok(in_flight.wait_idle(grace))
+    }
+
+    /// Accepts and serves connections until `stop` is requested.
+    #[cfg(unix)]
+    fn accept_until_stopped(
+        self: &Arc<Self>,
+        listener: &Listener,
+        stop: Stop,
+        in_flight: &Arc<InFlight>,
+    ) -> io::Result<()> {
+        let (wake, woken) = std::os::unix::net::UnixStream::pair()?;
+        std::thread::spawn(move || {
+            stop.wait_until_requested();
+            drop(woken);
+        });
+        loop {
+            match listener.accept_until(&wake) {
+                Ok(Some(connection)) => self.clone().spawn(connection, in_flight),
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    std::thread::sleep(Duration::from_millis(50));
                 }
-                Ok(())
             }
-            #[cfg(not(unix))]
-            Listen::Unix(_) => Err(io::Error::other("Unix sockets need a Unix system")),
         }
     }
 
-    /// Serves connections accepted on `listener` until the process ends.
-    pub fn serve_tcp(self: Arc<Self>, listener: TcpListener) -> io::Result<()> {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(CLIENT_IDLE_TIMEOUT));
-            let _ = stream.set_nodelay(true);
-            let gateway = self.clone();
-            std::thread::spawn(move || {
-                if let Ok(reader) = stream.try_clone() {
-                    gateway.connection(BufReader::new(reader), stream);
-                }
-            });
+    /// Accepts and serves connections until the process ends (no signals
+    /// are watched on this system).
+    #[cfg(not(unix))]
+    fn accept_until_stopped(
+        self: &Arc<Self>,
+        listener: &Listener,
+        stop: Stop,
+        in_flight: &Arc<InFlight>,
+    ) -> io::Result<()> {
+        drop(stop);
+        loop {
+            if let Ok(connection) = listener.accept() {
+                self.clone().spawn(connection, in_flight);
+            }
         }
-        Ok(())
+    }
+
+    /// Serves `connection` on a thread of its own, counted in `in_flight`.
+    fn spawn(self: Arc<Self>, connection: Connection, in_flight: &Arc<InFlight>) {
+        let served = in_flight.enter();
+        let _ = connection.set_read_timeout(CLIENT_IDLE_TIMEOUT);
+        std::thread::spawn(move || {
+            let _served = served;
+            if let Ok(reader) = connection.try_clone() {
+                self.connection(BufReader::new(reader), connection);
+            }
+        });
     }
 
     /// One request on one connection.

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anthropic_wif_host::config_file::LocatedAuth;
-use anthropic_wif_host::gateway::{Gateway, Listen};
+use anthropic_wif_host::gateway::{Gateway, Listen, Listener, SHUTDOWN_GRACE};
 use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
 use anthropic_wif_host::sdk_profile::{self, ProfileError, ProfileWriter, resolve_input};
 use anthropic_wif_host::spread::RefreshSpread;
@@ -122,7 +122,8 @@ struct ProxyArgs {
     #[arg(long)]
     policy: Option<PathBuf>,
     /// Where to listen: 127.0.0.1:PORT, [::1]:PORT or unix:PATH (loopback
-    /// only).
+    /// only). A socket file at PATH that nobody listens on is replaced; the
+    /// socket is removed on SIGTERM or SIGINT.
     #[arg(long, value_name = "ADDRESS")]
     listen: String,
 }
@@ -392,29 +393,44 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
 }
 
 fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
-    let listen = Listen::parse(&args.listen).map_err(|message| Failure { code: 2, message })?;
+    let usage = |message| Failure { code: 2, message };
+    let listen = Listen::parse(&args.listen).map_err(usage)?;
     let located = args.config.load()?;
+    let config = located.json();
+    let upstream = Gateway::upstream_of(&config);
+    listen.refuse_loop(&upstream).map_err(usage)?;
+    // Watched before the socket exists, so that a signal never leaves it
+    // behind.
+    let stop = Stop::on_signals().map_err(|e| Failure {
+        code: NO_TOKEN,
+        message: format!("cannot watch for SIGTERM and SIGINT: {e}"),
+    })?;
+    let listener = Listener::bind(&listen).map_err(|e| usage(e.to_string()))?;
     let inspector = builder(user_cache().as_deref()).build()?;
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
         None => derive(&inspector, &located)?.policy,
     };
     let provider = inspector.with_policy(policy);
-    let config = located.json();
     provider
         .requirements(&config)
         .map_err(|e| in_file(&located, e))?;
-    let upstream = Gateway::upstream_of(&config);
-    eprintln!(
-        "wif-host: proxy: forwarding {} /v1/* to {upstream}",
-        args.listen
-    );
-    Arc::new(Gateway::new(provider, config, &upstream))
-        .serve(&listen)
+    eprintln!("wif-host: proxy: forwarding {listen} /v1/* to {upstream}");
+    let cut = Arc::new(Gateway::new(provider, config, &upstream))
+        .serve(listener, stop, SHUTDOWN_GRACE)
         .map_err(|e| Failure {
             code: NO_TOKEN,
-            message: format!("cannot listen on {}: {e}", args.listen),
-        })
+            message: format!("proxy on {listen}: {e}"),
+        })?;
+    if cut == 0 {
+        eprintln!("wif-host: proxy: stopped");
+    } else {
+        eprintln!(
+            "wif-host: proxy: stopped; {cut} requests still running after the {} s grace period were cut short",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    Ok(())
 }
 
 /// Refuses a token that is not an RFC 6750 `b64token` before it is printed

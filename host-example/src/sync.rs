@@ -93,6 +93,13 @@ impl Stop {
         self.sender.clone()
     }
 
+    /// Blocks until a stop is requested.
+    pub fn wait_until_requested(&self) {
+        // `self.sender` lives as long as `self`, so this never returns an
+        // error.
+        let _ = self.receiver.recv();
+    }
+
     /// Waits up to `timeout`; true when a stop was requested.
     fn wait(&self, timeout: Duration) -> bool {
         !matches!(

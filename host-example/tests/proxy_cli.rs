@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod support;
-
-const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwcm94eSJ9.cHJveHk";
 
 /// What the stand-in saw of one API request.
 #[derive(Debug, Clone)]
@@ -194,22 +193,7 @@ impl Proxy {
     /// connects to.
     fn spawn(upstream: &str, listen: &str, address: String) -> Proxy {
         let root = tempfile::tempdir().unwrap();
-        let jwt = root.path().join("jwt");
-        std::fs::write(&jwt, JWT).unwrap();
-        let config = root.path().join("auth.json");
-        std::fs::write(
-            &config,
-            json!({"type": "workload_identity_federation", "workload_identity_federation": {
-                "federation_rule_id": "fdrl_proxy", "organization_id": "00000000-0000-4000-8000-000000000000",
-                "base_url": upstream, "identity_token": {"file": jwt}}})
-            .to_string(),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_wif-host"))
-            .args(["proxy", "--listen", listen, "--config"])
-            .arg(&config)
-            .env_clear()
-            .env("HOME", root.path())
+        let child = proxy_command(upstream, listen, root.path())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -225,6 +209,19 @@ impl Proxy {
     }
 }
 
+/// `wif-host proxy --listen LISTEN` forwarding to `upstream`, with its
+/// config, identity token and HOME in `root`.
+fn proxy_command(upstream: &str, listen: &str, root: &Path) -> Command {
+    let config = support::write_auth_config(root, upstream, "fdrl_proxy", Value::Null);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wif-host"));
+    command
+        .args(["proxy", "--listen", listen, "--config"])
+        .arg(&config)
+        .env_clear()
+        .env("HOME", root);
+    command
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -238,19 +235,10 @@ fn send(proxy: &Proxy, head: &str, body: &str) -> (String, BufReader<TcpStream>)
     let mut stream = TcpStream::connect(&proxy.address).unwrap();
     write!(stream, "{head}content-length: {}\r\n\r\n{body}", body.len()).unwrap();
     let mut reader = BufReader::new(stream);
-    let mut response_head = String::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        response_head.push_str(&line);
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    (response_head, reader)
+    (read_response_head(&mut reader), reader)
 }
 
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> String {
+fn read_chunked(reader: &mut impl BufRead) -> String {
     let mut body = String::new();
     loop {
         let mut size = String::new();
@@ -470,25 +458,12 @@ fn the_official_sdk_streams_through_the_proxy_as_the_upstream_sends() {
 #[cfg(unix)]
 #[test]
 fn the_gateway_serves_a_unix_socket() {
-    use std::os::unix::net::UnixStream;
     let api = StandIn::start(Api::Echo);
     let folder = tempfile::tempdir().unwrap();
     let socket = folder.path().join("wif.sock");
     let listen = format!("unix:{}", socket.display());
     let _proxy = Proxy::spawn(&api.url, &listen, String::new());
-    let start = Instant::now();
-    let mut stream = loop {
-        match UnixStream::connect(&socket) {
-            Ok(stream) => break stream,
-            Err(_) => {
-                assert!(
-                    start.elapsed() < Duration::from_secs(120),
-                    "the proxy never listened"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
+    let mut stream = connect_unix(&socket);
     write!(
         stream,
         "GET /v1/models HTTP/1.1\r\nhost: x\r\nx-api-key: placeholder\r\n\r\n"
@@ -502,4 +477,163 @@ fn the_gateway_serves_a_unix_socket() {
         "{response}"
     );
     assert_eq!(api.seen()[0].header("x-api-key"), None);
+}
+
+/// Generous: only a broken gateway makes a test wait this long.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Connects to the gateway's socket once it listens there.
+#[cfg(unix)]
+fn connect_unix(socket: &Path) -> std::os::unix::net::UnixStream {
+    let start = Instant::now();
+    loop {
+        match std::os::unix::net::UnixStream::connect(socket) {
+            Ok(stream) => return stream,
+            Err(_) => {
+                assert!(start.elapsed() < PATIENCE, "the proxy never listened");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Reads a response head, up to and including its blank line.
+fn read_response_head(reader: &mut impl BufRead) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" || line.is_empty() {
+            return head;
+        }
+    }
+}
+
+/// Reads the next chunk of a chunked body.
+fn read_chunk(reader: &mut impl BufRead) -> String {
+    let mut size = String::new();
+    reader.read_line(&mut size).unwrap();
+    let size = usize::from_str_radix(size.trim(), 16).unwrap();
+    let mut chunk = vec![0; size + 2];
+    reader.read_exact(&mut chunk).unwrap();
+    String::from_utf8(chunk[..size].to_vec()).unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_removes_the_socket_and_exits_0() {
+    let api = StandIn::start(Api::GatedEvents(&[
+        "event: ping\ndata: {\"n\": 1}\n\n",
+        "event: ping\ndata: {\"n\": 2}\n\n",
+    ]));
+    let folder = tempfile::tempdir().unwrap();
+    let socket = folder.path().join("wif.sock");
+    let root = tempfile::tempdir().unwrap();
+    let mut child = proxy_command(&api.url, &format!("unix:{}", socket.display()), root.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stream = connect_unix(&socket);
+    let body = r#"{"stream":true}"#;
+    write!(
+        &stream,
+        "POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(&stream);
+    let head = read_response_head(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(read_chunk(&mut reader).contains(r#"{"n": 1}"#));
+
+    support::signal(&child, libc::SIGTERM);
+    // The gateway stopped accepting once its socket is gone; the stream
+    // is still open and gets its last event only now.
+    let start = Instant::now();
+    while socket.exists() {
+        assert!(start.elapsed() < PATIENCE, "the socket was never removed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_err());
+    api.release.send(()).unwrap();
+    assert!(read_chunk(&mut reader).contains(r#"{"n": 2}"#));
+    assert_eq!(read_chunked(&mut reader), "");
+
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("wif-host: proxy: stopped\n"), "{stderr}");
+    assert!(!socket.exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_stale_socket_is_replaced_while_a_live_one_or_another_file_is_refused() {
+    use std::os::unix::net::UnixListener;
+    let api = StandIn::start(Api::Echo);
+    let folder = tempfile::tempdir().unwrap();
+    let socket = folder.path().join("wif.sock");
+    let listen = format!("unix:{}", socket.display());
+    // A socket whose process ended without removing it.
+    drop(UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+
+    let mut proxy = Proxy::spawn(&api.url, &listen, String::new());
+    let mut stream = connect_unix(&socket);
+    write!(stream, "GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    let root = tempfile::tempdir().unwrap();
+    let second = proxy_command(&api.url, &listen, root.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{said}");
+    assert!(said.contains(&listen), "{said}");
+    assert!(said.contains("another process is listening"), "{said}");
+
+    support::signal(&proxy.child, libc::SIGINT);
+    let status = proxy.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists());
+
+    let file = folder.path().join("notes.txt");
+    std::fs::write(&file, "not a socket").unwrap();
+    let listen = format!("unix:{}", file.display());
+    let out = proxy_command(&api.url, &listen, root.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains(&listen), "{said}");
+    assert!(said.contains("is not a socket"), "{said}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a socket");
+}
+
+#[test]
+fn a_base_url_at_the_listen_address_is_refused_as_a_loop() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let out = proxy_command(&format!("http://localhost:{port}"), &listen, root.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains(&format!("http://localhost:{port}")), "{said}");
+    assert!(said.contains(&listen), "{said}");
+    assert!(said.contains("forwarded back to the gateway"), "{said}");
 }

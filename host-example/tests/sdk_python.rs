@@ -11,13 +11,11 @@ use std::path::Path;
 use std::process::Command;
 
 use anthropic_wif_host::loopback::{LoopbackServer, Recorded, Reply, token_endpoint};
-use serde_json::json;
+use serde_json::{Value, json};
 
 mod support;
 
-use support::{Client, sdk_python};
-
-const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZGsifQ.c2Rr";
+use support::{Client, sdk_python, write_auth_config};
 
 /// The stand-in API: the token endpoint, and a Messages API answering with
 /// the bearer token it received (so the test sees what the SDK sent).
@@ -75,17 +73,7 @@ fn the_official_sdk_sends_the_synced_token_and_picks_up_the_rotated_one() {
     let root = tempfile::tempdir().unwrap();
     let (dir, home) = (root.path().join("sdk"), root.path().join("home"));
     std::fs::create_dir_all(&home).unwrap();
-    let jwt = root.path().join("jwt");
-    std::fs::write(&jwt, JWT).unwrap();
-    let config = root.path().join("auth.json");
-    std::fs::write(
-        &config,
-        json!({"type": "workload_identity_federation", "workload_identity_federation": {
-            "federation_rule_id": "fdrl_sdk", "organization_id": "00000000-0000-4000-8000-000000000000",
-            "base_url": server.url(), "identity_token": {"file": jwt}}})
-        .to_string(),
-    )
-    .unwrap();
+    let config = write_auth_config(root.path(), &server.url(), "fdrl_sdk", Value::Null);
 
     sync_once(&config, &dir, &home);
     let mut client = Client::start_with_profile(&python, &dir, "wif", &home);

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use anthropic_wif_host::loopback::{LoopbackServer, Recorded, Reply, token_endpoint};
 use serde_json::{Value, json};
 
-const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeW5jIn0.c3luYw";
+mod support;
+
 /// Generous: only a broken sidecar waits this long.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -23,17 +24,12 @@ struct Setup {
 impl Setup {
     fn new(server: &LoopbackServer) -> Setup {
         let root = tempfile::tempdir().unwrap();
-        let jwt = root.path().join("jwt");
-        std::fs::write(&jwt, JWT).unwrap();
-        let config = root.path().join("auth.json");
-        std::fs::write(
-            &config,
-            json!({"type": "workload_identity_federation", "workload_identity_federation": {
-                "federation_rule_id": "fdrl_sync", "organization_id": "00000000-0000-4000-8000-000000000000",
-                "workspace_id": "wrkspc_sync", "base_url": server.url(), "identity_token": {"file": jwt}}})
-            .to_string(),
-        )
-        .unwrap();
+        let config = support::write_auth_config(
+            root.path(),
+            &server.url(),
+            "fdrl_sync",
+            json!({"workspace_id": "wrkspc_sync"}),
+        );
         std::fs::create_dir_all(root.path().join("home")).unwrap();
         Setup { root, config }
     }
@@ -164,14 +160,6 @@ fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
 }
 
 #[cfg(unix)]
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    child.wait().unwrap()
-}
-
-#[cfg(unix)]
 #[test]
 fn the_sidecar_rotates_short_tokens_and_stops_cleanly_on_sigterm() {
     // 4 s tokens are replaced at half their life.
@@ -183,7 +171,7 @@ fn the_sidecar_rotates_short_tokens_and_stops_cleanly_on_sigterm() {
         || setup.token_in_file().as_deref() == Some("sk-ant-oat01-demo-2"),
         "the second token",
     );
-    let status = terminate(&mut child);
+    let status = support::terminate(&mut child);
     assert!(status.success(), "{status:?}");
     let token = setup.token_in_file().unwrap();
     assert!(token.starts_with("sk-ant-oat01-demo-"), "{token}");
@@ -227,7 +215,7 @@ fn a_failed_refresh_keeps_the_last_good_file_and_says_so() {
         setup.token_in_file().as_deref(),
         Some("sk-ant-oat01-demo-1")
     );
-    let status = terminate(&mut child);
+    let status = support::terminate(&mut child);
     assert!(status.success(), "{status:?}");
     assert_eq!(
         setup.token_in_file().as_deref(),
@@ -243,7 +231,7 @@ fn token_reads_an_sdk_profile_and_refuses_a_synced_one() {
     std::fs::create_dir_all(&configs).unwrap();
     std::fs::write(
         configs.join("fed.json"),
-        json!({"organization_id": "00000000-0000-4000-8000-000000000000", "base_url": server.url(),
+        json!({"organization_id": support::ORG, "base_url": server.url(),
             "authentication": {"type": "oidc_federation", "federation_rule_id": "fdrl_profile",
             "identity_token": {"source": "file", "path": setup.root.path().join("jwt")}}})
         .to_string(),

@@ -142,3 +142,121 @@ fn the_upstream_is_the_base_url_or_the_anthropic_api() {
         "https://api.anthropic.com"
     );
 }
+
+#[test]
+fn a_base_url_at_the_listen_address_is_a_loop() {
+    let tcp = Listen::parse("127.0.0.1:8787").unwrap();
+    for looping in [
+        "http://127.0.0.1:8787",
+        "http://127.0.0.1:8787/",
+        "https://127.0.0.1:8787",
+        "http://localhost:8787",
+        "http://LOCALHOST.:8787",
+        "http://api.localhost:8787",
+        "http://[::ffff:127.0.0.1]:8787",
+        "http://127.1:8787",
+    ] {
+        let refusal = tcp.refuse_loop(looping).unwrap_err();
+        assert!(refusal.contains(looping), "{refusal}");
+        assert!(refusal.contains("127.0.0.1:8787"), "{refusal}");
+    }
+    for elsewhere in [
+        "http://127.0.0.1:8788",
+        "http://127.0.0.2:8787",
+        "http://[::1]:8787",
+        "https://api.anthropic.com",
+        "http://example.com:8787",
+    ] {
+        assert_eq!(tcp.refuse_loop(elsewhere), Ok(()), "{elsewhere}");
+    }
+    let default_port = Listen::parse("127.0.0.1:80").unwrap();
+    assert!(default_port.refuse_loop("http://localhost").is_err());
+    assert_eq!(default_port.refuse_loop("https://localhost"), Ok(()));
+    let v6 = Listen::parse("[::1]:9000").unwrap();
+    assert!(v6.refuse_loop("http://[::1]:9000").is_err());
+    assert!(v6.refuse_loop("http://localhost:9000").is_err());
+    let unix = Listen::parse("unix:/run/wif.sock").unwrap();
+    assert_eq!(unix.refuse_loop("http://localhost:80"), Ok(()));
+}
+
+#[cfg(unix)]
+mod unix_socket {
+    use std::os::unix::net::{UnixListener, UnixStream};
+
+    use super::*;
+
+    fn listen(path: &std::path::Path) -> Listen {
+        Listen::Unix(path.to_path_buf())
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced_and_the_new_one_removed_when_dropped() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("wif.sock");
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists(), "the stale socket file stays behind");
+        let listener = Listener::bind(&listen(&path)).unwrap();
+        UnixStream::connect(&path).unwrap();
+        drop(listener);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_live_socket_or_another_file_is_refused_with_its_path() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("wif.sock");
+        let live = UnixListener::bind(&path).unwrap();
+        let refusal = Listener::bind(&listen(&path)).err().unwrap();
+        assert!(matches!(refusal, ListenError::InUse { .. }), "{refusal}");
+        assert!(refusal.to_string().contains(&*path.to_string_lossy()));
+        drop(live);
+
+        let file = folder.path().join("not-a-socket");
+        std::fs::write(&file, "keep me").unwrap();
+        let refusal = Listener::bind(&listen(&file)).err().unwrap();
+        assert!(
+            matches!(refusal, ListenError::NotASocket { .. }),
+            "{refusal}"
+        );
+        assert!(refusal.to_string().contains(&*file.to_string_lossy()));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    }
+
+    #[test]
+    fn a_socket_replaced_by_another_process_is_left_alone() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("wif.sock");
+        let listener = Listener::bind(&listen(&path)).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let other = UnixListener::bind(&path).unwrap();
+        drop(listener);
+        assert!(path.exists());
+        UnixStream::connect(&path).unwrap();
+        drop(other);
+    }
+
+    #[test]
+    fn accepting_ends_when_woken() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("wif.sock");
+        let listener = Listener::bind(&listen(&path)).unwrap();
+        let (wake, woken) = UnixStream::pair().unwrap();
+        let _client = UnixStream::connect(&path).unwrap();
+        assert!(listener.accept_until(&wake).unwrap().is_some());
+        drop(woken);
+        assert!(listener.accept_until(&wake).unwrap().is_none());
+    }
+}
+
+#[test]
+fn waiting_for_in_flight_connections_ends_when_the_last_ends() {
+    let in_flight = Arc::new(InFlight::default());
+    assert_eq!(in_flight.wait_idle(Duration::ZERO), 0);
+    let first = in_flight.enter();
+    let second = in_flight.enter();
+    assert_eq!(in_flight.wait_idle(Duration::ZERO), 2);
+    drop(first);
+    let ending = std::thread::spawn(move || drop(second));
+    assert_eq!(in_flight.wait_idle(Duration::from_secs(600)), 0);
+    ending.join().unwrap();
+}

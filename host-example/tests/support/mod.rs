@@ -1,4 +1,5 @@
-//! Shared by the tests that drive the official Python SDK.
+//! Shared by the end-to-end tests of `wif-host`: the config files they
+//! start it with, and the official Python SDK some of them drive.
 // Each test crate that includes this module uses a part of it.
 #![allow(dead_code)]
 
@@ -7,9 +8,52 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const SDK_VERSION: &str = "2.10.0";
+
+/// A stand-in identity token (a JWT in shape only).
+pub const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.dGVzdA";
+/// The organization of the test configs.
+pub const ORG: &str = "00000000-0000-4000-8000-000000000000";
+
+/// Writes the identity-token file `DIR/jwt` and, for it, the `auth` block
+/// `DIR/auth.json` with federation rule `rule` against `base_url` (the
+/// token endpoint and the API), plus the fields of `extra` (an object, or
+/// null for none) in `workload_identity_federation`. Returns the config's
+/// path.
+pub fn write_auth_config(dir: &Path, base_url: &str, rule: &str, extra: Value) -> PathBuf {
+    let jwt = dir.join("jwt");
+    std::fs::write(&jwt, JWT).unwrap();
+    let mut federation = json!({"federation_rule_id": rule, "organization_id": ORG,
+        "base_url": base_url, "identity_token": {"file": jwt}});
+    if let Value::Object(extra) = extra {
+        federation.as_object_mut().unwrap().extend(extra);
+    }
+    let config = dir.join("auth.json");
+    std::fs::write(
+        &config,
+        json!({"type": "workload_identity_federation", "workload_identity_federation": federation})
+            .to_string(),
+    )
+    .unwrap();
+    config
+}
+
+/// Sends `signal` to `child`.
+#[cfg(unix)]
+pub fn signal(child: &Child, signal: libc::c_int) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+/// Sends SIGTERM to `child` and waits for it to end.
+#[cfg(unix)]
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    signal(child, libc::SIGTERM);
+    child.wait().unwrap()
+}
 
 /// The venv's python, created on first use; `None` (with a message) where
 /// `python3` is not installed.

@@ -1,0 +1,144 @@
+//! The measured `wif-host proxy`: the release binary cargo built for this
+//! bench, as a child process with a bare environment, and its memory as
+//! Linux reports it in `/proc/PID/status`.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::json;
+
+/// A stand-in identity token (a JWT in shape only).
+const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.YmVuY2g";
+
+/// A running `wif-host proxy`.
+pub struct ProxyProcess {
+    child: Child,
+    url: String,
+}
+
+impl ProxyProcess {
+    /// Writes a config forwarding to `upstream` into `dir`, fills the
+    /// compile cache with one `wif-host token` run (so that the proxy loads
+    /// the compiled component instead of compiling it, as every start after
+    /// the first does), then starts the proxy on a free loopback port and
+    /// waits until it accepts connections.
+    pub fn start(dir: &Path, upstream: &str) -> anyhow::Result<ProxyProcess> {
+        let jwt = dir.join("jwt");
+        std::fs::write(&jwt, JWT)?;
+        let config = dir.join("auth.json");
+        std::fs::write(
+            &config,
+            json!({"type": "workload_identity_federation", "workload_identity_federation": {
+                "federation_rule_id": "fdrl_bench", "organization_id": "3f2b8c1e-5d4a-4e6b-9c7d-0a1b2c3d4e5f",
+                "base_url": upstream, "identity_token": {"file": jwt}}})
+            .to_string(),
+        )?;
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home)?;
+        let warm = command(&home)
+            .args(["token", "--no-cache", "--config"])
+            .arg(&config)
+            .output()?;
+        ensure!(
+            warm.status.success(),
+            "wif-host token failed: {}",
+            String::from_utf8_lossy(&warm.stderr)
+        );
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let address = format!("127.0.0.1:{port}");
+        let child = command(&home)
+            .args(["proxy", "--listen", &address, "--config"])
+            .arg(&config)
+            .stderr(Stdio::null())
+            .spawn()?;
+        let proxy = ProxyProcess {
+            child,
+            url: format!("http://{address}"),
+        };
+        let start = Instant::now();
+        while TcpStream::connect(&address).is_err() {
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("the proxy did not listen on {address} within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(proxy)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The proxy's memory now.
+    pub fn memory(&self) -> anyhow::Result<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .context("/proc/PID/status of the proxy")?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .with_context(|| format!("{name} in /proc/PID/status"))?;
+            let number = line[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .with_context(|| format!("{name} in /proc/PID/status"))?;
+            Ok(number)
+        };
+        Ok(Memory {
+            rss_kib: field("VmRSS:")?,
+            peak_kib: field("VmHWM:")?,
+            threads: field("Threads:")?,
+        })
+    }
+
+    /// Sends SIGTERM and waits for the exit; the exit status and how long
+    /// the exit took.
+    pub fn terminate(mut self) -> anyhow::Result<(ExitStatus, Duration)> {
+        let pid = i32::try_from(self.child.id())?;
+        let start = Instant::now();
+        // SAFETY: kill has no memory-safety preconditions; the pid is our
+        // child's, not yet waited for.
+        ensure!(
+            unsafe { libc::kill(pid, libc::SIGTERM) } == 0,
+            "kill failed"
+        );
+        let status = self.child.wait()?;
+        Ok((status, start.elapsed()))
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The memory of a process, from `/proc/PID/status`.
+#[derive(Clone, Copy)]
+pub struct Memory {
+    /// Resident set now (`VmRSS`), KiB.
+    pub rss_kib: u64,
+    /// Peak resident set so far (`VmHWM`), KiB.
+    pub peak_kib: u64,
+    /// Threads now.
+    pub threads: u64,
+}
+
+/// `wif-host` (cargo's release build for this bench) with `home` as HOME
+/// and a bare environment.
+fn command(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wif-host"));
+    command
+        .env_clear()
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .stdin(Stdio::null());
+    command
+}
