@@ -8,4 +8,4 @@
 # skipped. `cargo test` runs the same tests; this script runs only them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test -p anthropic-wif-host --test sdk_python --test proxy_cli -- --nocapture
+cargo test --test sdk_python --test proxy_cli -- --nocapture

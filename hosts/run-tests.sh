@@ -16,7 +16,9 @@ case "$which" in all | python | js) ;; *) echo "usage: $0 [python|js]" >&2; exit
 
 mkdir -p "$target/hosts"
 wasm="$target/hosts/anthropic_wif.wasm"
-cargo run --quiet -p anthropic-wif-host --example write_component -- "$wasm"
+# From the workspace root without -p: the same features as `cargo test`, so
+# the example reuses that build instead of compiling wasmtime once more.
+cargo run --quiet --example write_component -- "$wasm"
 
 run_python() {
     local venv="$target/hosts/venv"

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::policy::Policy;
 use crate::cache_lock::{self, EntryLock};
+use crate::policy::Policy;
 use crate::private_dir::{self, PrivateDir, PrivateDirError};
 use crate::token::{AccessToken, AssertionFingerprint, Secret, is_b64token};
 

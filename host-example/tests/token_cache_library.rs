@@ -101,10 +101,20 @@ fn an_invalidated_token_leaves_the_cache_and_an_unchanged_file_is_explained() {
     let config = config(&token_file, &server);
     provider.get_token(&config).unwrap();
     let cache = TokenCache::new(cache_dir);
-    assert!(cache.load(&config, PolicyInEffect::Given(&policy), no_env).unwrap().is_some());
+    assert!(
+        cache
+            .load(&config, PolicyInEffect::Given(&policy), no_env)
+            .unwrap()
+            .is_some()
+    );
 
     provider.invalidate(&config).unwrap();
-    assert_eq!(cache.load(&config, PolicyInEffect::Given(&policy), no_env).unwrap(), None);
+    assert_eq!(
+        cache
+            .load(&config, PolicyInEffect::Given(&policy), no_env)
+            .unwrap(),
+        None
+    );
     // The file was not rotated: the endpoint refuses it, and the error says
     // why.
     let error = provider.get_token(&config).unwrap_err().to_string();
@@ -118,5 +128,10 @@ fn an_invalidated_token_leaves_the_cache_and_an_unchanged_file_is_explained() {
     std::fs::write(&token_file, "eyJ.library.rotated").unwrap();
     let token = provider.get_token(&config).unwrap();
     assert_eq!(token.token.expose(), "sk-ant-oat01-demo-2");
-    assert_eq!(cache.load(&config, PolicyInEffect::Given(&policy), no_env).unwrap(), Some(token));
+    assert_eq!(
+        cache
+            .load(&config, PolicyInEffect::Given(&policy), no_env)
+            .unwrap(),
+        Some(token)
+    );
 }

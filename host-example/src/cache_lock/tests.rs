@@ -21,7 +21,11 @@ fn one_holder_per_entry_and_the_next_one_gets_it_after_release() {
     let other = acquire(&folder, "b.lock", Duration::ZERO).unwrap();
     assert!(other.is_some(), "entries lock independently");
     drop(held);
-    assert!(acquire(&folder, "a.lock", Duration::ZERO).unwrap().is_some());
+    assert!(
+        acquire(&folder, "a.lock", Duration::ZERO)
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[test]

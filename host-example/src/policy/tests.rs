@@ -145,12 +145,20 @@ fn env_names_and_commands_are_checked() {
 
 #[test]
 fn limits_are_validated() {
-    invalid_at("[http]\ntimeout_secs = 0", "http.timeout_secs", "from 0.001");
-    invalid_at("[http]\ntimeout_secs = 1e-300", "http.timeout_secs", "from 0.001");
+    invalid_at(
+        "[http]\ntimeout_secs = 0",
+        "http.timeout_secs",
+        "from 0.001",
+    );
+    invalid_at(
+        "[http]\ntimeout_secs = 1e-300",
+        "http.timeout_secs",
+        "from 0.001",
+    );
     invalid_at(
         "[commands]\ntimeout_secs = -1",
         "commands.timeout_secs",
-        "above 0",
+        "from 0.001",
     );
     invalid_at(
         "[http]\nmax_body_bytes = 0",

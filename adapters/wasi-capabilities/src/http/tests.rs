@@ -47,7 +47,9 @@ fn the_timeout_is_one_millisecond_up_to_an_hour() {
     assert_eq!(parse_timeout(" 0.5 "), Some(Duration::from_millis(500)));
     assert_eq!(parse_timeout("3600"), Some(Duration::from_secs(3600)));
     assert_eq!(parse_timeout("0.001"), Some(Duration::from_millis(1)));
-    for invalid in ["0", "1e-300", "0.0009", "-1", "3601", "inf", "NaN", "", "30s"] {
+    for invalid in [
+        "0", "1e-300", "0.0009", "-1", "3601", "inf", "NaN", "", "30s",
+    ] {
         assert_eq!(parse_timeout(invalid), None, "{invalid:?}");
     }
 }
