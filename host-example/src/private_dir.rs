@@ -285,24 +285,9 @@ impl PrivateDir {
     /// of at most `max_bytes`. `Ok(None)` when there is no such file.
     pub fn read(&self, name: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, PrivateDirError> {
         let path = self.path.join(name);
-        let c = c_name(OsStr::new(name), &path)?;
-        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-        let fd = match openat(&self.fd, &c, flags, 0) {
-            Ok(fd) => fd,
-            Err(e) if is_error(&e, libc::ENOENT) => return Ok(None),
-            Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(&path, "is a symlink")),
-            Err(e) => return Err(io(&path)(e)),
+        let Some((fd, st)) = self.open_own_file(name, libc::O_RDONLY, &path)? else {
+            return Ok(None);
         };
-        let st = fstat(&fd, &path)?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(refused(&path, "is not a regular file"));
-        }
-        if st.st_uid != euid() {
-            return Err(refused(&path, "belongs to another user"));
-        }
-        if st.st_mode & 0o077 != 0 {
-            return Err(refused(&path, "is readable or writable by other users"));
-        }
         let too_large = || refused(&path, format!("is larger than {max_bytes} bytes"));
         if u64::try_from(st.st_size).unwrap_or(u64::MAX) > max_bytes {
             return Err(too_large());
@@ -345,24 +330,40 @@ impl PrivateDir {
     /// own, neither readable nor writable by others, never a symlink.
     pub fn open_lock_file(&self, name: &str) -> Result<File, PrivateDirError> {
         let path = self.path.join(name);
-        let c = c_name(OsStr::new(name), &path)?;
-        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let opened = self.open_own_file(name, libc::O_RDWR | libc::O_CREAT, &path)?;
+        let (fd, _) = opened.ok_or_else(|| io(&path)(std::io::ErrorKind::NotFound.into()))?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens the file `name` with `flags` (never following a symlink, never
+    /// blocking on a FIFO; created 0600 with `O_CREAT`) and checks it on
+    /// the handle: a regular file, the user's own, neither readable nor
+    /// writable by others. `Ok(None)` when there is no such file.
+    fn open_own_file(
+        &self,
+        name: &str,
+        flags: libc::c_int,
+        path: &Path,
+    ) -> Result<Option<(OwnedFd, libc::stat)>, PrivateDirError> {
+        let c = c_name(OsStr::new(name), path)?;
+        let flags = flags | libc::O_NONBLOCK | libc::O_NOCTTY;
         let fd = match openat(&self.fd, &c, flags, 0o600) {
             Ok(fd) => fd,
-            Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(&path, "is a symlink")),
-            Err(e) => return Err(io(&path)(e)),
+            Err(e) if is_error(&e, libc::ENOENT) => return Ok(None),
+            Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(path, "is a symlink")),
+            Err(e) => return Err(io(path)(e)),
         };
-        let st = fstat(&fd, &path)?;
+        let st = fstat(&fd, path)?;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(refused(&path, "is not a regular file"));
+            return Err(refused(path, "is not a regular file"));
         }
         if st.st_uid != euid() {
-            return Err(refused(&path, "belongs to another user"));
+            return Err(refused(path, "belongs to another user"));
         }
         if st.st_mode & 0o077 != 0 {
-            return Err(refused(&path, "is readable or writable by other users"));
+            return Err(refused(path, "is readable or writable by other users"));
         }
-        Ok(File::from(fd))
+        Ok(Some((fd, st)))
     }
 
     /// Removes the file `name`, if there is one.
