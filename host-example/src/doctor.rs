@@ -251,7 +251,7 @@ fn check_tls(mut stream: TcpStream, origin: &Origin, policy: &Policy) -> Result<
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             {
-                Some(tls_error) => explain_tls(tls_error, origin),
+                Some(tls_error) => explain_tls(tls_error, &origin.host),
                 None => format!("TLS handshake with {} failed ({})", origin.host, e.kind()),
             };
             Err(format!("{message} [roots: {roots}]"))

@@ -1,7 +1,7 @@
 //! HTTPS end to end on loopback: trust through `SSL_CERT_FILE` and
 //! `[http] ca_files`, certificate failures each with its own error and no
 //! request reaching the server, CONNECT proxies (credentials, refusals,
-//! down), SOCKS5 proxies (with and without credentials), the loopback
+//! down, and an `https://` one), SOCKS5 proxies (with and without credentials), the loopback
 //! bypass and a DNS failure. Variables are set only on `wif-host` child
 //! processes.
 
@@ -15,8 +15,8 @@ use std::process::{Command, Output};
 use anthropic_wif_host::loopback::{identity_endpoint, token_endpoint};
 use anthropic_wif_host::{Policy, Provider};
 use network_support::{
-    ConnectProxy, HttpsServer, ProxyMode, SocksProxy, SocksSeen, TestCa, Validity, base64_encode,
-    closed_port,
+    ConnectProxy, HttpsServer, ProxyMode, SocksProxy, SocksSeen, TestCa, TlsFront, Validity,
+    base64_encode, closed_port,
 };
 use serde_json::json;
 
@@ -337,6 +337,60 @@ fn a_pinned_proxy_tunnels_and_loopback_bypasses_it() {
     assert!(setup.token(&setup.policy(&local, &pinned), &local).is_ok());
     assert_eq!(proxy.seen().len(), 1, "loopback went through the proxy");
     assert_eq!(local_server.requests().len(), 1);
+}
+
+#[test]
+fn an_https_proxy_is_reached_over_tls_trusted_through_ca_files() {
+    let setup = Setup::new();
+    let server = setup.server(&[PROXIED], Validity::Current);
+    let proxy = tunnel(Some("svc:tls-proxy-pass"));
+    let front = TlsFront::start(
+        setup.ca.server_cert(&["127.0.0.1"], Validity::Current),
+        proxy.port(),
+    );
+    let origin = format!("https://{PROXIED}:{}", server.port());
+    let proxy_line = format!(
+        "proxy = {}",
+        q(format!(
+            "https://svc:tls-proxy-pass@127.0.0.1:{}",
+            front.port()
+        ))
+    );
+
+    // The proxy's certificate comes from the private CA too: without
+    // `ca_files` it is unknown, and nothing reaches the proxy or the server.
+    let error = setup
+        .token(&setup.policy(&origin, &proxy_line), &origin)
+        .unwrap_err();
+    assert!(!error.contains("tls-proxy-pass"), "{error}");
+    assert!(
+        error.contains(&format!(
+            "proxy https://127.0.0.1:{}: TLS: the certificate of 127.0.0.1 is signed by an unknown certificate authority",
+            front.port()
+        )),
+        "the proxy's certificate, not the destination's: {error}"
+    );
+    assert_eq!((front.handshakes(), proxy.seen().len()), (0, 0), "{error}");
+
+    let trusted = format!("{}\n{proxy_line}", ca_files_line(&setup.ca_file()));
+    assert_eq!(
+        setup
+            .token(&setup.policy(&origin, &trusted), &origin)
+            .unwrap(),
+        "sk-ant-oat01-demo-1"
+    );
+    assert_eq!(front.handshakes(), 1, "TLS to the proxy");
+    let seen = proxy.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].request_line,
+        format!("CONNECT {PROXIED}:{} HTTP/1.1", server.port())
+    );
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(format!("Basic {}", base64_encode(b"svc:tls-proxy-pass")).as_str())
+    );
+    assert_eq!(server.requests().len(), 1);
 }
 
 #[test]

@@ -17,15 +17,22 @@ use ureq::unversioned::transport::{
     SocksConnector, TcpConnector, Transport, TransportAdapter,
 };
 
+use super::errors::ProxyTlsFailure;
 use super::tls::LazyClientConfig;
 
-/// An agent whose TLS is ours; `config` carries the proxy and timeouts.
-pub(super) fn agent(config: ureq::config::Config, tls: Arc<LazyClientConfig>) -> ureq::Agent {
+/// An agent whose TLS is ours; `config` carries the proxy and timeouts,
+/// `https_proxy` the host and port of an `https://` proxy, if that is the
+/// proxy (its TLS failures are then told apart from the destination's).
+pub(super) fn agent(
+    config: ureq::config::Config,
+    tls: Arc<LazyClientConfig>,
+    https_proxy: Option<(String, u16)>,
+) -> ureq::Agent {
     let chain =
         ().chain(SocksConnector::default())
             .chain(ConnectProxyConnector::default())
             .chain(TcpConnector::default())
-            .chain(TlsConnector { tls });
+            .chain(TlsConnector { tls, https_proxy });
     ureq::Agent::with_parts(config, chain, DnsResolver::default())
 }
 
@@ -59,6 +66,7 @@ impl Resolver for DnsResolver {
 /// `https://` proxy) needs it.
 struct TlsConnector {
     tls: Arc<LazyClientConfig>,
+    https_proxy: Option<(String, u16)>,
 }
 
 impl fmt::Debug for TlsConnector {
@@ -89,7 +97,13 @@ impl<In: Transport> Connector<In> for TlsConnector {
             .uri
             .host()
             .ok_or(ureq::Error::Tls("the URL has no host"))?;
-        let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = details.uri.port_u16().unwrap_or(443);
+        let to_proxy = self
+            .https_proxy
+            .as_ref()
+            .is_some_and(|(proxy_host, proxy_port)| proxy_host == host && *proxy_port == port);
+        let name = ServerName::try_from(host)
             .map_err(|_| ureq::Error::Tls("the host is not a valid TLS server name"))?
             .to_owned();
         let mut connection = ClientConnection::new(config, name)?;
@@ -97,7 +111,13 @@ impl<In: Transport> Connector<In> for TlsConnector {
         socket.set_timeout(details.timeout);
         connection
             .complete_io(&mut socket)
-            .map_err(super::errors::unwrap_rustls)?;
+            .map_err(super::errors::unwrap_rustls)
+            .map_err(|error| match error {
+                ureq::Error::Rustls(tls) if to_proxy => {
+                    ureq::Error::Io(std::io::Error::other(ProxyTlsFailure(tls)))
+                }
+                other => other,
+            })?;
         let buffers = LazyBuffers::new(
             details.config.input_buffer_size(),
             details.config.output_buffer_size(),

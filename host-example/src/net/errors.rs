@@ -38,9 +38,21 @@ fn failed(message: String) -> Explained {
     }
 }
 
-/// Explains a certificate or handshake failure with `origin`.
-pub fn explain_tls(error: &rustls::Error, origin: &Origin) -> String {
-    let host = &origin.host;
+/// A TLS failure with an `https://` proxy (not with the destination), as the
+/// connector reports it inside an I/O error.
+#[derive(Debug)]
+pub(crate) struct ProxyTlsFailure(pub(crate) rustls::Error);
+
+impl std::fmt::Display for ProxyTlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS with the proxy failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for ProxyTlsFailure {}
+
+/// Explains a certificate or handshake failure with `host`.
+pub fn explain_tls(error: &rustls::Error, host: &str) -> String {
     match error {
         rustls::Error::InvalidCertificate(problem) => match problem {
             CertificateError::UnknownIssuer => format!(
@@ -140,10 +152,21 @@ pub fn explain(
             kind: FailureKind::TooLarge,
             message: "the response headers are too large".into(),
         },
-        ureq::Error::Rustls(tls) => failed(explain_tls(tls, origin)),
+        ureq::Error::Rustls(tls) => failed(explain_tls(tls, &origin.host)),
+        ureq::Error::Io(e) if e.get_ref().is_some_and(|i| i.is::<ProxyTlsFailure>()) => {
+            let tls = e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<ProxyTlsFailure>());
+            match (tls, proxy) {
+                (Some(ProxyTlsFailure(tls)), Some(proxy)) => {
+                    failed(format!("proxy {proxy}: {}", explain_tls(tls, proxy.host())))
+                }
+                _ => failed("TLS with the proxy failed".into()),
+            }
+        }
         ureq::Error::Io(e) if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
             match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                Some(tls) => failed(explain_tls(tls, origin)),
+                Some(tls) => failed(explain_tls(tls, &origin.host)),
                 None => failed(format!("I/O error: {}", e.kind())),
             }
         }

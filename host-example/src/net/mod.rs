@@ -90,7 +90,16 @@ impl HttpClient {
             .proxy(ureq_proxy)
             .timeout_global(Some(self.timeout))
             .build();
-        let agent = connector::agent(config, self.tls.clone());
+        let https_proxy = proxy.filter(|p| p.scheme() == "https").map(|p| {
+            (
+                p.host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+                p.port(),
+            )
+        });
+        let agent = connector::agent(config, self.tls.clone(), https_proxy);
         agents.insert(key, agent.clone());
         Ok(agent)
     }

@@ -1,12 +1,15 @@
 //! Loopback TLS infrastructure for the network tests: a test CA made with
-//! rcgen, HTTPS servers that answer with the `loopback` handlers, and a
-//! CONNECT proxy and a SOCKS5 proxy ([`socks`]) that record what they saw.
+//! rcgen, HTTPS servers that answer with the `loopback` handlers, a CONNECT
+//! proxy and a SOCKS5 proxy ([`socks`]) that record what they saw, and a TLS
+//! front that makes the CONNECT proxy an `https://` one ([`tls_front`]).
 
 #![allow(dead_code)]
 
 mod socks;
+mod tls_front;
 
 pub use socks::{SocksProxy, SocksSeen};
+pub use tls_front::TlsFront;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -106,16 +109,7 @@ impl HttpsServer {
         cert: ServerCert,
         handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
     ) -> HttpsServer {
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(cert.chain, cert.key)
-            .unwrap(),
-        );
+        let config = server_config(cert);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -142,6 +136,20 @@ impl HttpsServer {
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+/// A rustls server configuration presenting `cert`.
+fn server_config(cert: ServerCert) -> Arc<rustls::ServerConfig> {
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(cert.chain, cert.key)
+        .unwrap(),
+    )
 }
 
 fn serve_tls(
