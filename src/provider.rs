@@ -112,18 +112,17 @@ impl Provider {
     ) -> Result<AccessToken, Error> {
         let (config, key) = self.parse(config_json)?;
         let now = caps.now_millis();
-        let advisory = match self.tokens.get(&key) {
+        let (advisory, last) = match self.tokens.get(&key) {
             Some(cached) => match cached.stage(now) {
                 Stage::Fresh => return Ok(cached.access_token()),
                 Stage::Advisory if now < cached.backoff_until_ms => {
                     return Ok(cached.access_token());
                 }
-                Stage::Advisory => true,
-                Stage::Mandatory => false,
+                Stage::Advisory => (true, Some(cached.assertion)),
+                Stage::Mandatory => (false, Some(cached.assertion)),
             },
-            None => false,
+            None => (false, None),
         };
-        let last = self.tokens.get(&key).map(|cached| cached.assertion);
         let error = match mint(caps, &config, last, advisory) {
             Ok(Minted::Issued(issued, assertion)) => {
                 let issued_at_ms = caps.now_millis();
@@ -160,6 +159,10 @@ impl Provider {
         let Ok((_, key)) = self.parse(config_json) else {
             return;
         };
+        // What `get-token` hands out is a bearer token; so is what it keeps.
+        if !crate::token::is_b64token(token.token.expose()) {
+            return;
+        }
         let expires_at_ms = token.expires_at.saturating_mul(1000);
         let issued_at_ms = token.issued_at.saturating_mul(1000).min(expires_at_ms);
         let advisory_at_ms = expires_at_ms

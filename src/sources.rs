@@ -178,9 +178,12 @@ fn fetch(
             .ok_or_else(|| fail(format!("environment variable {name} is not set")))
     };
     let expanded = expand::expand(url, lookup, syntax)?;
-    if crate::origin::origin(&expanded).is_err() {
+    if let Err(reason) = crate::origin::origin(&expanded) {
+        // The reason can quote part of the expanded URL: never the values.
+        let secrets: Vec<&str> = values.iter().map(|(_, value)| value.as_str()).collect();
+        let reason = crate::text::snippet(reason.as_bytes(), reason.len(), &secrets);
         return Err(fail(format!(
-            "{url} does not expand to an absolute http or https URL"
+            "{url} does not expand to an absolute http or https URL: it {reason}"
         )));
     }
     let mut request_headers = vec![Header {

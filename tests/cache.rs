@@ -207,6 +207,24 @@ fn invalidate_forces_the_next_exchange() {
 }
 
 #[test]
+fn a_refused_token_already_replaced_by_another_caller_is_kept() {
+    let tokens = token_server();
+    let s = setup(&tokens);
+    let first = s.provider.get_token(&s.config).unwrap();
+    s.provider
+        .invalidate_rejected(&s.config, &first.token)
+        .unwrap();
+    assert_eq!(s.token(), "sk-ant-oat01-demo-2");
+    // A second request refused with the first token answers late: the new
+    // token stays, and no third exchange spends the identity token again.
+    s.provider
+        .invalidate_rejected(&s.config, &first.token)
+        .unwrap();
+    assert_eq!(s.token(), "sk-ant-oat01-demo-2");
+    assert_eq!(exchanges(&tokens).len(), 2);
+}
+
+#[test]
 fn invalidate_of_one_config_keeps_the_others() {
     let tokens = token_server();
     let files = Files::new();

@@ -170,8 +170,6 @@ impl CompileCache {
     }
 }
 
-/// Whether `a` and `b` are equal, in a time that does not depend on where
-/// they differ.
 /// The key in `dir`, made of random bytes on first use; a key file of the
 /// wrong length is replaced (the artifacts it authenticated then fail their
 /// check and are compiled anew).

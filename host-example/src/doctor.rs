@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anthropic_wif_host::net::errors::{explain, explain_connect_refusal, explain_tls};
-use anthropic_wif_host::net::proxy::{ProxyEnv, ProxyUrl, Route};
+use anthropic_wif_host::net::proxy::{ProxyUrl, Route};
 use anthropic_wif_host::net::{HttpClient, tls};
 use anthropic_wif_host::policy::Origin;
 use anthropic_wif_host::{Policy, Requirements};
@@ -65,12 +65,7 @@ pub fn run(args: &DoctorArgs) -> Result<(), Failure> {
         println!("note: {note}");
         findings.unreachable += 1;
     }
-    let client = HttpClient::new(
-        policy.proxy.clone(),
-        ProxyEnv::from_process(),
-        policy.ca_files.clone(),
-        policy.http_timeout,
-    );
+    let client = HttpClient::for_policy(&policy);
     for origin in &minimal.policy.origins {
         check_origin(origin, &policy, &client, &mut findings);
     }

@@ -18,8 +18,12 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::net::HttpClient;
+use crate::net::errors::explain;
+use crate::net::proxy::Route;
+use crate::origin::Origin;
 use crate::sync::Stop;
-use crate::{OAUTH_BETA, Provider};
+use crate::{AccessToken, OAUTH_BETA, Provider};
 
 pub mod http1;
 pub mod in_flight;
@@ -59,29 +63,35 @@ pub struct Gateway {
     provider: Provider,
     auth: String,
     upstream: String,
+    /// The upstream's origin and how requests reach it, for the errors.
+    origin: Origin,
+    route: Route,
     agent: ureq::Agent,
 }
 
 impl Gateway {
-    /// A gateway forwarding to `upstream` (a base URL without trailing
-    /// slash) with tokens for `auth_json`.
-    pub fn new(provider: Provider, auth_json: String, upstream: &str) -> Gateway {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .accept_encoding(ureq::config::AutoHeaderValue::None)
-            .user_agent(ureq::config::AutoHeaderValue::None)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_per_read(Some(IDLE_TIMEOUT))
-            .timeout_per_write(Some(IDLE_TIMEOUT))
-            .build()
-            .new_agent();
-        Gateway {
+    /// A gateway forwarding to `upstream` (a base URL) with tokens for
+    /// `auth_json`. API requests take the network the provider's policy
+    /// says, as the token exchange does: its proxy setting (or the proxy
+    /// variables) and its CA files.
+    pub fn new(provider: Provider, auth_json: String, upstream: &str) -> Result<Gateway, String> {
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let origin = url::Url::parse(&upstream)
+            .ok()
+            .as_ref()
+            .and_then(Origin::of)
+            .ok_or_else(|| format!("the upstream {upstream} is not an http or https URL"))?;
+        let client = HttpClient::for_policy(provider.policy());
+        let route = client.route(&origin).map_err(|e| e.to_string())?;
+        let agent = client.streaming_agent(&route, CONNECT_TIMEOUT, IDLE_TIMEOUT)?;
+        Ok(Gateway {
             provider,
             auth: auth_json,
-            upstream: upstream.trim_end_matches('/').to_string(),
+            upstream,
+            origin,
+            route,
             agent,
-        }
+        })
     }
 
     /// The upstream base URL of an `auth` block: its `base_url`, else the
@@ -221,17 +231,17 @@ impl Gateway {
             inner: &mut body,
             copy: Some(Vec::new()),
         };
-        let response = self.send(head, kind, Upload::Stream(&mut kept))?;
+        let (response, used) = self.send(head, kind, Upload::Stream(&mut kept))?;
         let response = if response.status() == 401 {
             let copy = drain_copy(kept);
             self.provider
-                .invalidate(&self.auth)
+                .invalidate_rejected(&self.auth, &used.token)
                 .map_err(|e| Failure::new(503, &format!("cannot renew the token: {e}")))?;
             match copy {
                 Some(copy) => {
                     tracing::info!(path = %head.target.split('?').next().unwrap_or_default(), "upstream answered 401; replaying once with a new token");
                     drop(response);
-                    self.send(head, kind, Upload::Copy(copy))?
+                    self.send(head, kind, Upload::Copy(copy))?.0
                 }
                 None => response,
             }
@@ -241,12 +251,14 @@ impl Gateway {
         relay(response, head, writer)
     }
 
+    /// Sends the request upstream with a token; returns the answer and the
+    /// token it carried.
     fn send(
         &self,
         head: &Head,
         kind: BodyKind,
         upload: Upload<'_>,
-    ) -> Result<ureq::http::Response<ureq::Body>, Failure> {
+    ) -> Result<(ureq::http::Response<ureq::Body>, AccessToken), Failure> {
         let token = self
             .provider
             .get_token(&self.auth)
@@ -316,10 +328,13 @@ impl Gateway {
                 .map(|r| self.agent.run(r)),
         };
         match result {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => Ok((response, token)),
             Ok(Err(error)) => Err(Failure::new(
                 502,
-                &format!("upstream failed: {}", upstream_error(&error)),
+                &format!(
+                    "upstream failed: {}",
+                    explain(&error, &self.origin, &self.route, IDLE_TIMEOUT).message
+                ),
             )),
             Err(_) => Err(Failure::new(400, "the request cannot be forwarded")),
         }
@@ -448,18 +463,6 @@ impl Failure {
             status,
             message: message.to_string(),
         }
-    }
-}
-
-/// The kind of an upstream failure, without URLs or values.
-fn upstream_error(error: &ureq::Error) -> String {
-    match error {
-        ureq::Error::Timeout(what) => format!("timed out ({what})"),
-        ureq::Error::HostNotFound => "host not found".into(),
-        ureq::Error::ConnectionFailed => "connection failed".into(),
-        ureq::Error::Io(e) => format!("I/O error: {}", e.kind()),
-        ureq::Error::Tls(what) => format!("TLS error: {what}"),
-        _ => "protocol error".into(),
     }
 }
 

@@ -415,8 +415,12 @@ fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
     provider
         .requirements(&config)
         .map_err(|e| in_file(&located, e))?;
+    let gateway = Gateway::new(provider, config, &upstream).map_err(|message| Failure {
+        code: BAD_CONFIG,
+        message: format!("proxy: {message}"),
+    })?;
     eprintln!("wif-host: proxy: forwarding {listen} /v1/* to {upstream}");
-    let cut = Arc::new(Gateway::new(provider, config, &upstream))
+    let cut = Arc::new(gateway)
         .serve(listener, stop, SHUTDOWN_GRACE)
         .map_err(|e| Failure {
             code: NO_TOKEN,

@@ -43,7 +43,7 @@ use crate::policy::Policy;
 use crate::requirements::Requirements;
 use crate::spread::RefreshSpread;
 use crate::token::{AccessToken, AssertionFingerprint, Secret};
-use crate::token_cache::{PolicyInEffect, PolicyOrigin, TokenCache};
+use crate::token_cache::{Entry, PolicyInEffect, PolicyOrigin, TokenCache};
 
 /// The component built from this repository, embedded at build time.
 pub const EMBEDDED_COMPONENT: &[u8] =
@@ -337,8 +337,14 @@ impl Provider {
         origin: PolicyOrigin,
         config_json: &str,
     ) -> Result<AccessToken, Error> {
-        let in_effect = self.in_effect(origin);
-        let _lock = match cache.lock(config_json, in_effect, self.token_cache_wait()) {
+        let entry = match cache.entry(config_json, self.in_effect(origin)) {
+            Ok(entry) => entry,
+            Err(problem) => {
+                tracing::warn!(%problem, "token cache not used; asking the component");
+                return self.ask_component(instance, config_json);
+            }
+        };
+        let _lock = match entry.lock(self.token_cache_wait()) {
             Ok(Some(lock)) => Some(lock),
             Ok(None) => {
                 tracing::warn!(
@@ -352,7 +358,7 @@ impl Provider {
                 return self.ask_component(instance, config_json);
             }
         };
-        match cache.load(config_json, in_effect, env_var) {
+        match entry.load(env_var) {
             Ok(Some(stored)) => {
                 let now = self.ctx.clock().now().as_secs();
                 if now < self.settings.spread.serve_until(&stored) {
@@ -377,7 +383,7 @@ impl Provider {
             }
         }
         let token = self.ask_component(instance, config_json)?;
-        self.save(instance, cache, in_effect, config_json, &token);
+        self.save(instance, &entry, config_json, &token);
         Ok(token)
     }
 
@@ -387,8 +393,7 @@ impl Provider {
     fn save(
         &self,
         instance: &mut Option<Live>,
-        cache: &TokenCache,
-        in_effect: PolicyInEffect,
+        entry: &Entry,
         config_json: &str,
         token: &AccessToken,
     ) {
@@ -403,7 +408,7 @@ impl Provider {
                 return;
             }
         };
-        if let Err(problem) = cache.store(config_json, in_effect, &variables, env_var, token) {
+        if let Err(problem) = entry.store(&variables, env_var, token) {
             tracing::warn!(%problem, "cannot save the token in the token cache");
         }
     }
@@ -489,19 +494,40 @@ impl Provider {
     /// next [`Provider::get_token`] exchanges. Call it when the API answers
     /// 401.
     pub fn invalidate(&self, config_json: &str) -> Result<(), Error> {
+        self.drop_token(config_json, None)
+    }
+
+    /// [`Provider::invalidate`] for the token the API refused: when another
+    /// caller has already replaced it, nothing is dropped, so that many
+    /// requests refused with one token lead to one new exchange, not one
+    /// each (each would spend the identity token again).
+    pub fn invalidate_rejected(&self, config_json: &str, rejected: &Secret) -> Result<(), Error> {
+        self.drop_token(config_json, Some(rejected))
+    }
+
+    /// Drops the token held for `config_json`; with `rejected`, only when
+    /// that is the token held (or none is).
+    fn drop_token(&self, config_json: &str, rejected: Option<&Secret>) -> Result<(), Error> {
         let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
         let dropped = {
             let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
+            if let (Some(rejected), Some(held)) = (rejected, tokens.get(config_json))
+                && held.token != *rejected
+            {
+                tracing::debug!("the refused token was already replaced; keeping the new one");
+                return Ok(());
+            }
             let dropped = tokens.remove(config_json);
             self.generation.fetch_add(1, Ordering::Release);
             dropped
         };
-        if let (Some((cache, origin)), Some(dropped)) = (&self.settings.token_cache, dropped) {
-            let in_effect = self.in_effect(*origin);
-            let _lock = cache.lock(config_json, in_effect, self.token_cache_wait());
-            if let Ok(Some(stored)) = cache.load(config_json, in_effect, env_var)
+        if let (Some((cache, origin)), Some(dropped)) = (&self.settings.token_cache, dropped)
+            && let Ok(entry) = cache.entry(config_json, self.in_effect(*origin))
+        {
+            let _lock = entry.lock(self.token_cache_wait());
+            if let Ok(Some(stored)) = entry.load(env_var)
                 && stored.token == dropped.token
-                && let Err(problem) = cache.remove(config_json, in_effect)
+                && let Err(problem) = entry.remove()
             {
                 tracing::warn!(%problem, "cannot remove the token from the token cache");
             }

@@ -54,8 +54,11 @@ impl RefreshSpread {
     /// This process's moment (Unix seconds) between a token's
     /// `refresh_after` and `refresh_by`.
     pub fn between(&self, refresh_after: u64, refresh_by: u64) -> u64 {
-        let interval = refresh_by.saturating_sub(refresh_after);
-        refresh_after + interval * self.share / (2 * ONE)
+        let interval = u128::from(refresh_by.saturating_sub(refresh_after));
+        let wait = interval * u128::from(self.share) / u128::from(2 * ONE);
+        // `wait` is at most half the interval, so it fits; the sum saturates
+        // on times from a corrupt file.
+        refresh_after.saturating_add(u64::try_from(wait).unwrap_or(u64::MAX))
     }
 }
 
@@ -85,6 +88,14 @@ mod tests {
         assert_eq!(RefreshSpread::of(7.0), RefreshSpread::of(1.0));
         assert_eq!(RefreshSpread::of(-1.0), RefreshSpread::none());
         assert_eq!(RefreshSpread::of(1.0).serve_until(&token(10, 5)), 10);
+    }
+
+    #[test]
+    fn times_at_the_end_of_the_range_do_not_overflow() {
+        let until = RefreshSpread::of(1.0).between(u64::MAX - 10, u64::MAX);
+        assert_eq!(until, u64::MAX - 6);
+        let until = RefreshSpread::of(1.0).between(0, u64::MAX);
+        assert!((u64::MAX / 2 - u64::MAX / 100_000..=u64::MAX / 2).contains(&until));
     }
 
     #[test]

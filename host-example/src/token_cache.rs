@@ -180,7 +180,7 @@ impl TokenCache {
     }
 
     fn file_name(config_json: &str, policy: PolicyInEffect) -> String {
-        format!("{}.json", hex(&entry_digest(config_json, policy)))
+        entry_file_name(&entry_digest(config_json, policy))
     }
 
     /// The file that holds the token for `config_json` under `policy`.
@@ -188,20 +188,91 @@ impl TokenCache {
         self.dir.join(Self::file_name(config_json, policy))
     }
 
-    /// The cached token for `config_json` under `policy`, when it was minted
-    /// with the same values of the variables the config reads (`env` gives
-    /// them now): `Ok(None)` when there is none, it was minted with other
-    /// values, or the file is corrupt; an error when the file or a folder on
-    /// the way is unsafe, or the token is not a bearer token.
+    /// The entry for `config_json` under `policy`: its folder opened (and
+    /// checked) once and its name computed once, for a lock, a read and a
+    /// write in a row.
+    pub fn entry(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+    ) -> Result<Entry, PrivateDirError> {
+        let digest = entry_digest(config_json, policy);
+        Ok(Entry {
+            dir: PrivateDir::open(&self.dir)?,
+            name: entry_file_name(&digest),
+            digest,
+        })
+    }
+
+    /// [`Entry::load`] of the entry for `config_json` under `policy`.
     pub fn load(
         &self,
         config_json: &str,
         policy: PolicyInEffect,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<AccessToken>, PrivateDirError> {
-        let name = Self::file_name(config_json, policy);
-        let dir = PrivateDir::open(&self.dir)?;
-        let Some(bytes) = dir.read(&name, MAX_ENTRY_BYTES)? else {
+        self.entry(config_json, policy)?.load(env)
+    }
+
+    /// [`Entry::store`] in the entry for `config_json` under `policy`.
+    pub fn store(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        variables: &[String],
+        env: impl Fn(&str) -> Option<String>,
+        token: &AccessToken,
+    ) -> Result<(), PrivateDirError> {
+        self.entry(config_json, policy)?
+            .store(variables, env, token)
+    }
+
+    /// [`Entry::remove`] of the entry for `config_json` under `policy`.
+    pub fn remove(&self, config_json: &str, policy: PolicyInEffect) -> Result<(), PrivateDirError> {
+        self.entry(config_json, policy)?.remove()
+    }
+
+    /// [`Entry::lock`] of the entry for `config_json` under `policy`.
+    pub fn lock(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        wait: std::time::Duration,
+    ) -> Result<Option<EntryLock>, PrivateDirError> {
+        self.entry(config_json, policy)?.lock(wait)
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The name of the file of the entry with `digest`.
+fn entry_file_name(digest: &[u8; 32]) -> String {
+    format!("{}.json", hex(digest))
+}
+
+/// One entry of a [`TokenCache`], in its opened folder.
+#[derive(Debug)]
+pub struct Entry {
+    dir: PrivateDir,
+    digest: [u8; 32],
+    /// `<digest>.json`.
+    name: String,
+}
+
+impl Entry {
+    /// The cached token, when it was minted with the same values of the
+    /// variables the config reads (`env` gives them now): `Ok(None)` when
+    /// there is none, it was minted with other values, or the file is
+    /// corrupt; an error when the file is unsafe, or the token is not a
+    /// bearer token.
+    pub fn load(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<AccessToken>, PrivateDirError> {
+        let Some(bytes) = self.dir.read(&self.name, MAX_ENTRY_BYTES)? else {
             return Ok(None);
         };
         let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) else {
@@ -209,12 +280,11 @@ impl TokenCache {
         };
         if !is_b64token(&stored.access_token) {
             return Err(PrivateDirError::Unsafe {
-                path: dir.path().join(&name),
+                path: self.dir.path().join(&self.name),
                 problem: "holds an access token that is not an RFC 6750 bearer token".into(),
             });
         }
-        let entry = entry_digest(config_json, policy);
-        if binding(&entry, &stored.salt, &stored.variables, &env) != stored.binding {
+        if binding(&self.digest, &stored.salt, &stored.variables, &env) != stored.binding {
             tracing::debug!(
                 "the cached token was minted with other values of the config's variables"
             );
@@ -223,6 +293,10 @@ impl TokenCache {
         let Some(assertion) = AssertionFingerprint::from_hex(&stored.assertion_sha256) else {
             return Ok(None);
         };
+        // Times out of order are a corrupt entry, never served.
+        if !(stored.refresh_after <= stored.refresh_by && stored.refresh_by <= stored.expires_at) {
+            return Ok(None);
+        }
         Ok(Some(AccessToken {
             token: Secret::new(&stored.access_token),
             token_type: "Bearer",
@@ -234,30 +308,24 @@ impl TokenCache {
         }))
     }
 
-    /// Saves `token` for `config_json` under `policy`, bound to the values
-    /// `env` gives the config's `variables`, replacing any earlier file.
+    /// Saves `token`, bound to the values `env` gives the config's
+    /// `variables`, replacing any earlier file.
     pub fn store(
         &self,
-        config_json: &str,
-        policy: PolicyInEffect,
         variables: &[String],
         env: impl Fn(&str) -> Option<String>,
         token: &AccessToken,
     ) -> Result<(), PrivateDirError> {
-        let dir = PrivateDir::open(&self.dir)?;
-        let salt =
-            hex(
-                &private_dir::random_bytes::<16>().map_err(|source| PrivateDirError::Io {
-                    path: dir.path().to_path_buf(),
-                    source,
-                })?,
-            );
+        let io = |source| PrivateDirError::Io {
+            path: self.dir.path().join(&self.name),
+            source,
+        };
+        let salt = hex(&private_dir::random_bytes::<16>().map_err(io)?);
         let mut variables = variables.to_vec();
         variables.sort();
         variables.dedup();
-        let entry = entry_digest(config_json, policy);
         let stored = Stored {
-            binding: binding(&entry, &salt, &variables, &env),
+            binding: binding(&self.digest, &salt, &variables, &env),
             variables,
             salt,
             access_token: token.token.expose().to_string(),
@@ -267,32 +335,20 @@ impl TokenCache {
             issued_at: token.issued_at,
             assertion_sha256: token.assertion.to_string(),
         };
-        let bytes = serde_json::to_vec(&stored).unwrap_or_default();
-        dir.write_atomically(&Self::file_name(config_json, policy), &bytes)
+        let bytes = serde_json::to_vec(&stored).map_err(|e| io(e.into()))?;
+        self.dir.write_atomically(&self.name, &bytes)
     }
 
-    /// Removes the token for `config_json` under `policy`, if there is one.
-    pub fn remove(&self, config_json: &str, policy: PolicyInEffect) -> Result<(), PrivateDirError> {
-        PrivateDir::open(&self.dir)?.remove(&Self::file_name(config_json, policy))
+    /// Removes the token, if there is one.
+    pub fn remove(&self) -> Result<(), PrivateDirError> {
+        self.dir.remove(&self.name)
     }
 
-    /// Takes the lock on the entry for `config_json` under `policy` (see
-    /// [`crate::cache_lock`]), waiting at most `wait` for another process
-    /// to release it: `Ok(None)` when it did not in time.
-    pub fn lock(
-        &self,
-        config_json: &str,
-        policy: PolicyInEffect,
-        wait: std::time::Duration,
-    ) -> Result<Option<EntryLock>, PrivateDirError> {
-        let dir = PrivateDir::open(&self.dir)?;
-        let digest = hex(&entry_digest(config_json, policy));
-        cache_lock::acquire(&dir, &format!("{digest}.lock"), wait)
-    }
-
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Takes the entry's lock (see [`crate::cache_lock`]), waiting at most
+    /// `wait` for another process to release it: `Ok(None)` when it did not
+    /// in time.
+    pub fn lock(&self, wait: std::time::Duration) -> Result<Option<EntryLock>, PrivateDirError> {
+        cache_lock::acquire(&self.dir, &format!("{}.lock", hex(&self.digest)), wait)
     }
 }
 

@@ -8,11 +8,12 @@
 mod network_support;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use anthropic_wif_host::loopback::{identity_endpoint, token_endpoint};
+use anthropic_wif_host::loopback::{Reply, identity_endpoint, token_endpoint};
 use anthropic_wif_host::{Policy, Provider};
 use network_support::{
     ConnectProxy, HttpsServer, ProxyMode, SocksProxy, SocksSeen, TestCa, TlsFront, Validity,
@@ -195,6 +196,12 @@ fn a_private_ca_is_unknown_without_ca_files_or_ssl_cert_file() {
 }
 
 fn wif_host(args: &[&str], envs: &[(&str, String)], dir: &Path) -> Output {
+    wif_host_command(args, envs, dir).output().unwrap()
+}
+
+/// `wif-host ARGS` with its cache in `dir`, none of this process's proxy,
+/// TLS or SDK variables, and `envs`.
+fn wif_host_command(args: &[&str], envs: &[(&str, String)], dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wif-host"));
     command.args(args).env("XDG_CACHE_HOME", dir.join("cache"));
     for name in anthropic_wif_host::net::proxy::PROXY_VARIABLES
@@ -206,10 +213,8 @@ fn wif_host(args: &[&str], envs: &[(&str, String)], dir: &Path) -> Output {
     for name in anthropic_wif_host::config_file::SDK_VARIABLES {
         command.env_remove(name);
     }
+    command.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
     command
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -391,6 +396,77 @@ fn an_https_proxy_is_reached_over_tls_trusted_through_ca_files() {
         Some(format!("Basic {}", base64_encode(b"svc:tls-proxy-pass")).as_str())
     );
     assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn the_gateway_reaches_the_api_through_the_policys_proxy_and_ca_files() {
+    let setup = Setup::new();
+    let issue = token_endpoint(3600);
+    let server = HttpsServer::start(
+        setup.ca.server_cert(&[PROXIED], Validity::Current),
+        move |request| match request.path.as_str() {
+            "/v1/oauth/token" => issue(request),
+            _ => Reply::json(200, &json!({"id": "msg_through_the_proxy"})),
+        },
+    );
+    let proxy = tunnel(None);
+    let origin = format!("https://{PROXIED}:{}", server.port());
+    let pinned = format!(
+        "{}\nproxy = {}",
+        ca_files_line(&setup.ca_file()),
+        q(format!("http://127.0.0.1:{}", proxy.port()))
+    );
+    let dir = setup.dir.path();
+    let config = write(dir, "config.json", &setup.file_config(&origin));
+    let policy = write(dir, "policy.toml", &setup.policy(&origin, &pinned));
+    let socket = dir.join("gateway.sock");
+    let listen = format!("unix:{}", socket.display());
+    let mut gateway = wif_host_command(
+        &[
+            "proxy", "--config", &config, "--policy", &policy, "--listen", &listen,
+        ],
+        &[],
+        dir,
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let started = std::time::Instant::now();
+    while !socket.exists() && started.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let answer = std::os::unix::net::UnixStream::connect(&socket).map(|mut stream| {
+        stream
+            .write_all(
+                b"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\nx-api-key: placeholder\r\n\
+                  content-length: 2\r\nconnection: close\r\n\r\n{}",
+            )
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    });
+    gateway.kill().unwrap();
+    let stderr = gateway.wait_with_output().unwrap().stderr;
+    let stderr = String::from_utf8_lossy(&stderr);
+    let answer = answer.unwrap_or_else(|e| panic!("the gateway did not listen ({e}): {stderr}"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}\n{stderr}");
+    assert!(answer.contains("msg_through_the_proxy"), "{answer}");
+    let seen = proxy.seen();
+    assert_eq!(seen.len(), 2, "the exchange and the API request: {seen:?}");
+    for connect in &seen {
+        assert_eq!(
+            connect.request_line,
+            format!("CONNECT {PROXIED}:{} HTTP/1.1", server.port())
+        );
+    }
+    let requests = server.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/v1/oauth/token", "/v1/messages"]);
+    assert_eq!(
+        requests[1].header("authorization"),
+        Some("Bearer sk-ant-oat01-demo-1")
+    );
 }
 
 #[test]

@@ -361,6 +361,18 @@ fn url_source_expanding_to_a_non_url_is_an_error() {
 }
 
 #[test]
+fn url_source_expanding_to_an_invalid_url_says_why_without_the_value() {
+    let cfg = config(json!({"url": "https://${IDP_HOST}/t"}));
+    let caps = FakeCaps::new().env("IDP_HOST", "idp secret-host");
+    let message = source_error(
+        read_assertion(&caps, &cfg),
+        SourceKind::Url,
+        "does not expand to an absolute http or https URL: it has white space",
+    );
+    assert!(!message.contains("secret-host"), "{message}");
+}
+
+#[test]
 fn url_source_header_expanding_to_a_line_break_is_refused() {
     let cfg = config(json!({"url": "https://idp.test/t", "headers": {"X": "${V}"}}));
     let caps = FakeCaps::new().env("V", "a\r\nInjected: yes");

@@ -7,19 +7,8 @@ use crate::bindings::anthropic_wif::federation::capabilities::{
 };
 use crate::net::HttpClient;
 use crate::net::errors::{FailureKind, explain};
-use crate::net::proxy::{ProxyEnv, Route};
+use crate::net::proxy::Route;
 use crate::policy::{Origin, Policy};
-
-/// The HTTP client of a policy: no redirects, the policy's timeout, TLS
-/// roots and proxy setting, with this process's proxy variables.
-pub(super) fn client(policy: &Policy) -> HttpClient {
-    HttpClient::new(
-        policy.proxy.clone(),
-        ProxyEnv::from_process(),
-        policy.ca_files.clone(),
-        policy.http_timeout,
-    )
-}
 
 /// Sends a request to a granted origin and reads the whole response.
 pub(super) fn fetch(

@@ -20,6 +20,7 @@ use crate::bindings::anthropic_wif::federation::capabilities::{
 };
 use crate::bindings::wasi::clocks::wall_clock::{self, Datetime};
 use crate::clock::{Clock, SystemClock};
+use crate::net::HttpClient;
 use crate::policy::Policy;
 
 /// What the host grants the component: a policy, the I/O that enforces it
@@ -70,7 +71,7 @@ impl WifCtxBuilder {
 
     /// The context.
     pub fn build(self) -> WifCtx {
-        let http = http::client(&self.policy);
+        let http = HttpClient::for_policy(&self.policy);
         WifCtx {
             policy: self.policy,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),

@@ -59,6 +59,27 @@ fn a_request_head_is_parsed_and_bounded() {
 }
 
 #[test]
+fn a_request_head_debug_shows_header_names_not_values() {
+    let head = Head {
+        method: "POST".into(),
+        target: "/v1/messages".into(),
+        headers: vec![
+            ("x-api-key".into(), "sk-ant-api03-client-secret".into()),
+            ("authorization".into(), "Bearer client-bearer".into()),
+        ],
+    };
+    let shown = format!("{head:?} {head:#?}");
+    assert!(
+        shown.contains("x-api-key") && shown.contains("authorization"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("client-secret") && !shown.contains("client-bearer"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn ambiguous_body_framing_is_refused() {
     let head = |headers: &[(&str, &str)]| Head {
         method: "POST".into(),

@@ -11,11 +11,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use proxy::{ProxyEnv, ProxySetting, Route, RouteError};
+use proxy::{ProxyEnv, ProxySetting, ProxyUrl, Route, RouteError};
 
 use std::path::PathBuf;
 
 use crate::origin::Origin;
+use crate::policy::Policy;
+
+/// The configuration of an agent, being built.
+type AgentConfig = ureq::config::ConfigBuilder<ureq::typestate::AgentScope>;
 
 /// HTTP agents for a policy, one per proxy in use: no redirects, statuses
 /// returned as responses, the policy's timeout, TLS as [`tls`] says, and
@@ -57,6 +61,17 @@ impl HttpClient {
         }
     }
 
+    /// The client of `policy`: its proxy setting, CA files and timeout,
+    /// with this process's proxy variables.
+    pub fn for_policy(policy: &Policy) -> HttpClient {
+        HttpClient::new(
+            policy.proxy.clone(),
+            ProxyEnv::from_process(),
+            policy.ca_files.clone(),
+            policy.http_timeout,
+        )
+    }
+
     /// How a request to `origin` goes.
     pub fn route(&self, origin: &Origin) -> Result<Route, RouteError> {
         proxy::select(&self.setting, &self.env, origin)
@@ -67,29 +82,58 @@ impl HttpClient {
         self.timeout
     }
 
-    /// The agent that sends requests by `route`.
+    /// The agent that sends requests by `route`, each within the policy's
+    /// timeout.
     pub fn agent(&self, route: &Route) -> Result<ureq::Agent, String> {
-        let proxy = match route {
-            Route::Direct(_) => None,
-            Route::Proxy { proxy, .. } => Some(proxy),
-        };
-        let key = proxy.map(|p| p.expose());
+        let key = route_proxy(route).map(ProxyUrl::expose);
         let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(agent) = agents.get(&key) {
             return Ok(agent.clone());
         }
-        let ureq_proxy = match (&key, proxy) {
-            (Some(url), Some(shown)) => {
-                Some(ureq::Proxy::new(url).map_err(|_| format!("proxy {shown} is not usable"))?)
-            }
-            _ => None,
-        };
-        let config = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .proxy(ureq_proxy)
-            .timeout_global(Some(self.timeout))
-            .build();
+        let timeout = self.timeout;
+        let agent = self.agent_with(route, |config| config.timeout_global(Some(timeout)))?;
+        agents.insert(key, agent.clone());
+        Ok(agent)
+    }
+
+    /// An agent for long streamed exchanges by `route` (the gateway's):
+    /// no whole-request deadline, but `connect` to connect and `idle`
+    /// between two reads or writes; bodies and user agent as the client
+    /// sent them.
+    pub fn streaming_agent(
+        &self,
+        route: &Route,
+        connect: Duration,
+        idle: Duration,
+    ) -> Result<ureq::Agent, String> {
+        self.agent_with(route, |config| {
+            config
+                .accept_encoding(ureq::config::AutoHeaderValue::None)
+                .user_agent(ureq::config::AutoHeaderValue::None)
+                .timeout_connect(Some(connect))
+                .timeout_per_read(Some(idle))
+                .timeout_per_write(Some(idle))
+        })
+    }
+
+    /// An agent by `route` with this client's TLS, no redirects and
+    /// statuses as answers, configured further by `configure`.
+    fn agent_with(
+        &self,
+        route: &Route,
+        configure: impl FnOnce(AgentConfig) -> AgentConfig,
+    ) -> Result<ureq::Agent, String> {
+        let proxy = route_proxy(route);
+        let ureq_proxy = proxy
+            .map(|p| ureq::Proxy::new(&p.expose()).map_err(|_| format!("proxy {p} is not usable")))
+            .transpose()?;
+        let config = configure(
+            ureq::Agent::config_builder()
+                .max_redirects(0)
+                .http_status_as_error(false)
+                .proxy(ureq_proxy),
+        )
+        .build();
         let https_proxy = proxy.filter(|p| p.scheme() == "https").map(|p| {
             (
                 p.host()
@@ -99,8 +143,14 @@ impl HttpClient {
                 p.port(),
             )
         });
-        let agent = connector::agent(config, self.tls.clone(), https_proxy);
-        agents.insert(key, agent.clone());
-        Ok(agent)
+        Ok(connector::agent(config, self.tls.clone(), https_proxy))
+    }
+}
+
+/// The proxy a route goes through, if any.
+fn route_proxy(route: &Route) -> Option<&ProxyUrl> {
+    match route {
+        Route::Direct(_) => None,
+        Route::Proxy { proxy, .. } => Some(proxy),
     }
 }

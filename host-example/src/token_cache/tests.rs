@@ -253,3 +253,13 @@ fn entries_lock_independently_per_config_and_policy() {
     drop(held);
     assert!(cache.lock("c", DERIVED, zero).unwrap().is_some());
 }
+
+#[test]
+fn an_entry_whose_times_are_out_of_order_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = TokenCache::new(dir.path().join("tokens"));
+    let mut minted = token("sk-ant-oat01-disordered");
+    minted.refresh_after = u64::MAX;
+    cache.store("c", DERIVED, &[], no_env, &minted).unwrap();
+    assert_eq!(cache.load("c", DERIVED, no_env).unwrap(), None);
+}

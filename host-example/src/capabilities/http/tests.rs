@@ -44,7 +44,7 @@ fn transport_headers_are_refused_before_any_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     let port = listener.local_addr().expect("an address").port();
     let policy = policy_for(port);
-    let client = client(&policy);
+    let client = HttpClient::for_policy(&policy);
     for (name, value) in [
         ("Host", "internal-admin.svc"),
         ("host", "internal-admin.svc"),
@@ -92,7 +92,7 @@ fn ordinary_headers_reach_the_server() {
     let policy = policy_for(server.port());
     let response = fetch(
         &policy,
-        &client(&policy),
+        &HttpClient::for_policy(&policy),
         get(
             server.port(),
             &[
