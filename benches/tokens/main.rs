@@ -34,14 +34,16 @@ mod cached;
 mod cli;
 mod exchange;
 mod loading;
+mod machine;
 mod native;
 mod table;
 
 use cached::threaded;
 use cli::wif_host_binary;
 use exchange::bare_agent;
+use machine::{load_average, machine};
 use native::NativeCaps;
-use table::{Kind, Stats, Table, Target, load_average, machine, per_call, runs};
+use table::{Kind, Stats, Table, Target, per_call, runs};
 
 /// A stand-in identity token (a JWT in shape only).
 const JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.\

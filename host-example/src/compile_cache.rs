@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::private_dir::{self, PrivateDir, PrivateDirError};
+use crate::private_dir::{self, PrivateDir, PrivateDirError, hex};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -84,10 +84,6 @@ impl Hasher for Sha256Hasher {
     fn finish(&self) -> u64 {
         0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl ArtifactId {

@@ -23,7 +23,7 @@ use anthropic_wif_host::{Policy, Requirements};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::{ConfigArgs, DENIED, Failure, NO_TOKEN, builder, in_file, user_cache};
+use crate::{ConfigArgs, DENIED, Failure, NO_TOKEN, builder, env_var, in_file, user_cache};
 
 /// The arguments of `wif-host doctor`.
 #[derive(clap::Args)]
@@ -49,7 +49,7 @@ pub fn run(args: &DoctorArgs) -> Result<(), Failure> {
     let needs = provider
         .requirements(&located.json())
         .map_err(|e| in_file(&located, e))?;
-    let minimal = Policy::minimal(&needs, |name| std::env::var(name).ok());
+    let minimal = Policy::minimal(&needs, env_var);
     let policy = match &args.policy {
         Some(path) => {
             println!("policy: {}", path.display());

@@ -108,7 +108,7 @@ impl ConfigArgs {
             self.config.as_deref(),
             self.model.as_deref(),
             self.profile.as_deref(),
-            |name| std::env::var(name).ok(),
+            env_var,
         )
         .map(|input| input.auth)
     }
@@ -355,16 +355,15 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
 }
 
 fn sync(args: &SyncArgs) -> Result<(), Failure> {
-    let env = |name: &str| std::env::var(name).ok();
     let input = resolve_input(
         args.config.as_deref(),
         args.model.as_deref(),
         args.from_profile.as_deref(),
-        env,
+        env_var,
     )?;
     let dir = match &args.config_dir {
         Some(dir) => dir.clone(),
-        None => sdk_profile::config_dir(&env)?,
+        None => sdk_profile::config_dir(&env_var)?,
     };
     let writer = ProfileWriter::new(dir, &args.profile)?;
     writer.refuse_as_input(&input.origin)?;

@@ -128,6 +128,11 @@ fn judge_folder(
     }
 }
 
+/// `bytes` as lowercase hex digits, for file names.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The effective user id.
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -417,11 +422,7 @@ impl PrivateDir {
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
         let mut attempts = 0;
         let (c, fd) = loop {
-            let suffix: String = random_bytes::<8>()
-                .map_err(io(&path))?
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let suffix = hex(&random_bytes::<8>().map_err(io(&path))?);
             let c = c_name(OsStr::new(&format!(".{name}.{suffix}.tmp")), &path)?;
             match openat(&self.fd, &c, flags, 0o600) {
                 Ok(fd) => break (c, fd),

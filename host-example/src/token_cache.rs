@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cache_lock::{self, EntryLock};
 use crate::policy::Policy;
-use crate::private_dir::{self, PrivateDir, PrivateDirError};
+use crate::private_dir::{self, PrivateDir, PrivateDirError, hex};
 use crate::token::{AccessToken, AssertionFingerprint, Secret, is_b64token};
 
 /// The largest token file read.
@@ -71,10 +71,6 @@ struct Stored {
     issued_at: u64,
     /// The SHA-256 of the assertion behind the token (never the assertion).
     assertion_sha256: String,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Feeds `bytes` with its length first, so that no two sequences of fields

@@ -17,6 +17,7 @@
 //! Error details name the origin only: the URL may hold expanded secrets,
 //! and header values are never shown.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use wasi::clocks::monotonic_clock::{self, Instant};
@@ -80,19 +81,26 @@ pub fn http_fetch(request: HttpRequest) -> Result<HttpResponse, CapError> {
     read_response(response, &deadline)
 }
 
-/// The deadline from [`TIMEOUT_VARIABLE`], or [`DEFAULT_TIMEOUT`].
+/// The deadline from [`TIMEOUT_VARIABLE`], or [`DEFAULT_TIMEOUT`]; read
+/// once (the instance's environment does not change).
 fn timeout() -> Result<Duration, CapError> {
-    let invalid = || {
-        CapError::Failed(format!(
-            "{TIMEOUT_VARIABLE} must be a number of seconds from 0.001 to {}, e.g. `30`",
-            MAX_TIMEOUT.as_secs()
-        ))
-    };
-    match std::env::var(TIMEOUT_VARIABLE) {
-        Ok(text) => parse_timeout(&text).ok_or_else(invalid),
-        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TIMEOUT),
-        Err(std::env::VarError::NotUnicode(_)) => Err(invalid()),
-    }
+    static TIMEOUT: OnceLock<Result<Duration, String>> = OnceLock::new();
+    TIMEOUT
+        .get_or_init(|| {
+            let invalid = || {
+                format!(
+                    "{TIMEOUT_VARIABLE} must be a number of seconds from 0.001 to {}, e.g. `30`",
+                    MAX_TIMEOUT.as_secs()
+                )
+            };
+            match std::env::var(TIMEOUT_VARIABLE) {
+                Ok(text) => parse_timeout(&text).ok_or_else(invalid),
+                Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TIMEOUT),
+                Err(std::env::VarError::NotUnicode(_)) => Err(invalid()),
+            }
+        })
+        .clone()
+        .map_err(CapError::Failed)
 }
 
 /// Seconds from 0.001 (one millisecond) to [`MAX_TIMEOUT`], fractions allowed.

@@ -20,10 +20,13 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 
 mod latency;
+#[path = "../../../benches/tokens/machine.rs"]
+mod machine;
 mod proxy;
 mod streams;
 mod upstream;
 
+use machine::{load_average, machine};
 use proxy::ProxyProcess;
 use upstream::{Streaming, Upstream};
 
@@ -212,27 +215,4 @@ fn micros(value: f64) -> String {
     } else {
         format!("{value:.0} µs")
     }
-}
-
-/// The 1-minute load average, from /proc/loadavg.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(String::from))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The machine, in one line.
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("machine: {cores} logical CPUs, {cpu}")
 }

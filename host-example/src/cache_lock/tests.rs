@@ -29,20 +29,27 @@ fn one_holder_per_entry_and_the_next_one_gets_it_after_release() {
 }
 
 #[test]
-fn a_waiter_gets_the_lock_as_soon_as_it_is_released() {
+fn a_waiter_gets_the_lock_once_it_is_released() {
     let (dir, folder) = folder();
     let held = acquire(&folder, "a.lock", Duration::ZERO).unwrap().unwrap();
+    let (blocked, seen_blocked) = std::sync::mpsc::channel();
     let waiter = {
         let path = dir.path().join("tokens");
         std::thread::spawn(move || {
             let folder = PrivateDir::open(&path).unwrap();
+            // Held by the test thread: a try without waiting fails first.
+            let first = acquire(&folder, "a.lock", Duration::ZERO).unwrap();
+            blocked.send(first.is_none()).unwrap();
             acquire(&folder, "a.lock", Duration::from_secs(600))
                 .unwrap()
                 .is_some()
         })
     };
+    assert!(seen_blocked.recv().unwrap(), "the lock was free while held");
+    // Let the waiter into its polling loop before the release.
+    std::thread::sleep(Duration::from_millis(30));
     drop(held);
-    assert!(waiter.join().unwrap());
+    assert!(waiter.join().unwrap(), "the waiter gave up");
 }
 
 #[test]

@@ -47,17 +47,26 @@ pub(super) fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for name in BASE_ENV
-        .iter()
-        .copied()
-        .chain(policy.env.iter().map(String::as_str))
-    {
+    for name in BASE_ENV {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);
         }
     }
+    let mut granted = Vec::new();
+    for name in &policy.env {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, &value);
+            granted.push(value.into_encoded_bytes());
+        }
+    }
     let timeout = requested.min(policy.command_timeout);
-    execute(command, program, &shown, timeout, policy.max_output_bytes)
+    let mut output = execute(command, program, &shown, timeout, policy.max_output_bytes)?;
+    // The child got the granted variables and may print them (a helper
+    // under `set -x`); the component may quote its stderr in an error, so
+    // the values it was given are hidden here. Stdout, the token, is left
+    // as it is.
+    output.stderr = super::redact::redact_values(output.stderr, &granted);
+    Ok(output)
 }
 
 /// Spawns `command` as the leader of a new process group and collects its
