@@ -1,19 +1,17 @@
 //! Builds the component from this repository's root package and embeds it.
 //!
 //! Runs a nested `cargo build` of the root package for
-//! `wasm32-unknown-unknown` (installing that target with rustup when it is
-//! missing), encodes the core module as a component with `wit-component`, and
-//! writes it to `OUT_DIR/anthropic_wif.wasm` for `include_bytes!`, with its
-//! SHA-256 in the compile-time variable `ANTHROPIC_WIF_COMPONENT_SHA256`
-//! (printed by `wif-host --version`).
-
-#[path = "nested_build.rs"]
-mod nested_build;
+//! `wasm32-unknown-unknown` (the target `rust-toolchain.toml` installs),
+//! encodes the core module as a component with `wit-component`, and writes
+//! it to `OUT_DIR/anthropic_wif.wasm` for `include_bytes!`, with its SHA-256
+//! in the compile-time variable `ANTHROPIC_WIF_COMPONENT_SHA256` (the
+//! library's `EMBEDDED_COMPONENT_SHA256`, printed by `wif-host --version`).
+//! It reruns only when the guest's own source files change (its dep-info).
 
 use std::env;
 use std::path::PathBuf;
 
-use nested_build::{BuildResult, COMPONENT_INPUTS};
+use anthropic_wif_nested_build::{self as nested_build, BuildResult};
 use sha2::{Digest, Sha256};
 
 fn main() -> BuildResult<()> {
@@ -24,7 +22,6 @@ fn main() -> BuildResult<()> {
         .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
-    nested_build::watch(&root, &COMPONENT_INPUTS);
     let target_dir = nested_build::guest_target_dir(&out_dir, &root);
     let component = nested_build::federation_component(&root, &target_dir)?;
     let digest: String = Sha256::digest(&component)

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anthropic_wif_host::loopback::{LoopbackServer, Recorded, Reply};
 use anthropic_wif_host::spread::RefreshSpread;
 use anthropic_wif_host::{Clock, Error, Policy, Provider, SourceKind};
+use anthropic_wif_loopback::{LoopbackServer, Recorded, Reply};
 use serde_json::{Value, json};
 
 /// Where the clock of every scenario starts (Unix seconds).

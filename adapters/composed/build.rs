@@ -2,8 +2,9 @@
 //! standard-WASI capabilities and a `wasi:cli` command.
 //!
 //! 1. A nested `cargo build` of the root package for `wasm32-unknown-unknown`
-//!    (`host-example/nested_build.rs`, shared with `host-example/build.rs`,
-//!    so the same artifacts), encoded as a component with `wit-component`.
+//!    (the `anthropic-wif-nested-build` crate, shared with
+//!    `host-example/build.rs`, so the same artifacts), encoded as a component
+//!    with `wit-component`.
 //! 2. A nested `cargo build` of `adapters/wasi-capabilities` and
 //!    `adapters/wasi-runner` for `wasm32-wasip2` (components already).
 //! 3. `wac-graph` composes capabilities → federation → runner and exports
@@ -14,13 +15,10 @@
 //! `anthropic_wif_wasi::COMPONENT`) and copied to
 //! `target/wasi/anthropic-wif-wasi.wasm` for `wasmtime run`.
 
-#[path = "../../host-example/nested_build.rs"]
-mod nested_build;
-
 use std::env;
 use std::path::PathBuf;
 
-use nested_build::{BuildResult, COMPONENT_INPUTS, PROFILE, read};
+use anthropic_wif_nested_build::{self as nested_build, BuildResult, PROFILE, read};
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, Processor};
 
@@ -41,17 +39,6 @@ fn main() -> BuildResult<()> {
         .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
-    nested_build::watch(&root, &COMPONENT_INPUTS);
-    nested_build::watch(
-        &root,
-        &[
-            "adapters/wasi-capabilities/src",
-            "adapters/wasi-capabilities/Cargo.toml",
-            "adapters/wasi-runner/src",
-            "adapters/wasi-runner/Cargo.toml",
-        ],
-    );
-
     let target_root = nested_build::target_root(&out_dir, &root);
     let guest_dir = nested_build::guest_target_dir(&out_dir, &root);
 
@@ -59,7 +46,6 @@ fn main() -> BuildResult<()> {
     let federation = nested_build::federation_component(&root, &guest_dir)?;
 
     // The two adapters, components already.
-    nested_build::ensure_target(WASI_TARGET)?;
     nested_build::nested_build(
         &root,
         &guest_dir,
@@ -72,6 +58,18 @@ fn main() -> BuildResult<()> {
         ],
     )?;
     let wasi_out = guest_dir.join(WASI_TARGET).join(PROFILE);
+    for (dep_info, manifest) in [
+        (
+            "anthropic_wif_wasi_capabilities.d",
+            "adapters/wasi-capabilities/Cargo.toml",
+        ),
+        (
+            "anthropic-wif-wasi-runner.d",
+            "adapters/wasi-runner/Cargo.toml",
+        ),
+    ] {
+        nested_build::watch_dep_info(&wasi_out.join(dep_info), &root, &[manifest])?;
+    }
     let capabilities = read(&wasi_out.join("anthropic_wif_wasi_capabilities.wasm"))?;
     let runner = read(&wasi_out.join("anthropic-wif-wasi-runner.wasm"))?;
 

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use anthropic_wif_host::loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};
+use anthropic_wif_loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};
 use anthropic_wif_wasi::COMPONENT;
 use serde_json::{Value, json};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
@@ -272,7 +272,7 @@ fn url_source_through_wasi_http_with_expanded_variables() {
 /// `handler`.
 fn run_url_source(
     tokens: &LoopbackServer,
-    handler: impl Fn(&anthropic_wif_host::loopback::Recorded) -> Reply + Send + Sync + 'static,
+    handler: impl Fn(&anthropic_wif_loopback::Recorded) -> Reply + Send + Sync + 'static,
 ) -> (Run, LoopbackServer) {
     let identity = LoopbackServer::start(handler).expect("the identity endpoint starts");
     let config = auth(

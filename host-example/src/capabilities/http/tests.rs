@@ -2,7 +2,7 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 
 use super::*;
-use crate::loopback::{LoopbackServer, Reply};
+use anthropic_wif_loopback::{LoopbackServer, Reply};
 
 fn policy_for(port: u16) -> Policy {
     Policy::from_toml(&format!(

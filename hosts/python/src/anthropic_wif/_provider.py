@@ -236,7 +236,7 @@ def _component_bytes(component: bytes | str | os.PathLike[str] | None) -> bytes:
         if not shipped.is_file():
             raise LoadFailed(
                 "anthropic_wif.wasm is missing from the package; build it with "
-                "`cargo run -p anthropic-wif-host --example write_component -- "
+                "`cargo run --example write_component -- "
                 "hosts/python/src/anthropic_wif/anthropic_wif.wasm` and reinstall"
             )
         return shipped.read_bytes()

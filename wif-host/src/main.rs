@@ -1,0 +1,557 @@
+//! `wif-host`: mint Anthropic access tokens through Workload Identity
+//! Federation with the embedded component.
+//!
+//! Exit codes: 0 success, 2 usage, 3 invalid config or policy, 4 denied by
+//! the policy, 5 no token could be obtained. The token goes to stdout only;
+//! every diagnostic goes to stderr.
+
+mod demo;
+mod doctor;
+mod gateway;
+mod sdk_profile;
+mod shell;
+mod sync;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::gateway::{Gateway, Listen, Listener, SHUTDOWN_GRACE};
+use crate::sdk_profile::{ProfileError, ProfileWriter, resolve_input};
+use crate::sync::{Stop, SyncError};
+use anthropic_wif_host::config_file::LocatedAuth;
+use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
+use anthropic_wif_host::spread::RefreshSpread;
+use anthropic_wif_host::token_cache::{PolicyInEffect, PolicyOrigin, TokenCache};
+use anthropic_wif_host::{
+    AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
+    private_dir,
+};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "wif-host",
+    version = version(),
+    about = "Anthropic access tokens through Workload Identity Federation"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The version line: this crate's version and the embedded component's
+/// SHA-256.
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (component sha256 {})",
+            env!("CARGO_PKG_VERSION"),
+            anthropic_wif_host::EMBEDDED_COMPONENT_SHA256
+        )
+    })
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole flow for all four identity-token sources against
+    /// loopback stand-ins (no network beyond 127.0.0.1).
+    Demo,
+    /// Print an access token for a config.
+    Token(TokenArgs),
+    /// Validate a config and print what it requires.
+    Check(ConfigArgs),
+    /// Print the minimal policy a config needs (TOML).
+    Policy(ConfigArgs),
+    /// Keep an official SDK profile's credentials file fresh (a sidecar):
+    /// applications run with ANTHROPIC_CONFIG_DIR and ANTHROPIC_PROFILE.
+    Sync(SyncArgs),
+    /// A local authenticating gateway for clients that only take a base URL:
+    /// forwards /v1/* to the config's base_url with the token.
+    Proxy(ProxyArgs),
+    /// Check every origin, file, variable and command a config needs: DNS,
+    /// proxy, TCP, TLS, HTTP, existence and grants (never contents).
+    Doctor(doctor::DoctorArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Policy file (TOML). Without it, the minimal policy the config needs
+    /// is derived, as `wif-host policy` prints it.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Output: the bare token, JSON, or a shell `export` line.
+    #[arg(long, value_enum, default_value_t = Format::Raw)]
+    format: Format,
+    /// Load this component instead of the embedded one.
+    #[arg(long)]
+    component: Option<PathBuf>,
+    /// Neither read nor write the token cache
+    /// (`$XDG_CACHE_HOME/anthropic-wif/tokens`).
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// Config file: an `auth` block or an agent config, YAML or JSON.
+    /// Without it, as the official SDKs: ANTHROPIC_PROFILE's profile, else
+    /// the SDK variables (ANTHROPIC_FEDERATION_RULE_ID, …), else the active
+    /// profile (`active_config`, else `default`) of ANTHROPIC_CONFIG_DIR.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// In an agent config, the model whose auth to use.
+    #[arg(long)]
+    model: Option<String>,
+    /// An official SDK profile (`oidc_federation`) to read instead of a
+    /// config file: ANTHROPIC_CONFIG_DIR/configs/NAME.json.
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    profile: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The `auth` block, with its place in an agent config.
+    fn load(&self) -> Result<LocatedAuth, ProfileError> {
+        resolve_input(
+            self.config.as_deref(),
+            self.model.as_deref(),
+            self.profile.as_deref(),
+            env_var,
+        )
+        .map(|input| input.auth)
+    }
+}
+
+#[derive(clap::Args)]
+struct ProxyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Policy file (TOML); without it, the minimal policy is derived.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Where to listen: 127.0.0.1:PORT, [::1]:PORT or unix:PATH (loopback
+    /// only). A socket file at PATH that nobody listens on is replaced; the
+    /// socket is removed on SIGTERM or SIGINT.
+    #[arg(long, value_name = "ADDRESS")]
+    listen: String,
+}
+
+#[derive(clap::Args)]
+struct SyncArgs {
+    /// Config file, as for `token`. Without it, as for `token` (SDK
+    /// variables and profiles), with --from-profile for --profile.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// In an agent config, the model whose auth to use.
+    #[arg(long)]
+    model: Option<String>,
+    /// An official SDK profile (`oidc_federation`) to read instead of a
+    /// config file.
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    from_profile: Option<String>,
+    /// Policy file (TOML); without it, the minimal policy is derived.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The profile to keep fresh: writes DIR/credentials/NAME.json, and
+    /// DIR/configs/NAME.json when it is missing.
+    #[arg(long, value_name = "NAME")]
+    profile: String,
+    /// The SDKs' config folder. Default: ANTHROPIC_CONFIG_DIR, else
+    /// ~/.config/anthropic (%APPDATA%\\Anthropic on Windows).
+    #[arg(long, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// Write one token and exit.
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Raw,
+    Json,
+    Env,
+}
+
+/// A failure and its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+const BAD_CONFIG: u8 = 3;
+const DENIED: u8 = 4;
+const NO_TOKEN: u8 = 5;
+
+impl From<ProfileError> for Failure {
+    fn from(e: ProfileError) -> Failure {
+        Failure {
+            code: BAD_CONFIG,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<SyncError> for Failure {
+    fn from(e: SyncError) -> Failure {
+        match e {
+            SyncError::Token(e) => e.into(),
+            SyncError::Profile(e) => e.into(),
+        }
+    }
+}
+
+impl From<PolicyError> for Failure {
+    fn from(e: PolicyError) -> Failure {
+        Failure {
+            code: BAD_CONFIG,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let code = match e {
+            Error::InvalidConfig { .. } => BAD_CONFIG,
+            Error::Denied { .. } => DENIED,
+            _ => NO_TOKEN,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // A parent may start this program with SIGCHLD ignored, and then the
+    // system would discard the exit status of every command it runs (the
+    // library refuses to run commands then). The disposition is the
+    // program's to set, never the library's: restore the default.
+    #[cfg(unix)]
+    // SAFETY: setting the default disposition of SIGCHLD, before any
+    // thread or child exists, touches no memory of this process.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("WIF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The compiler's own tracing is gigabytes at trace level, and the HTTP
+    // client logs whole URLs (which can hold expanded secrets) at debug
+    // level: keep both to warnings, whatever WIF_LOG says.
+    for noisy in [
+        "cranelift_codegen",
+        "cranelift_frontend",
+        "regalloc2",
+        "wasmtime",
+        "ureq",
+        "ureq_proto",
+        "rustls",
+    ] {
+        if let Ok(directive) = format!("{noisy}=warn").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Demo => demo::run(),
+        Command::Token(args) => token(&args),
+        Command::Check(args) => check(&args),
+        Command::Policy(args) => policy(&args),
+        Command::Sync(args) => sync(&args),
+        Command::Proxy(args) => proxy(&args),
+        Command::Doctor(args) => doctor::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("wif-host: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// The user's cache folder (`$XDG_CACHE_HOME/anthropic-wif` or
+/// `$HOME/.cache/anthropic-wif`), when it is safe; when it is not, one
+/// warning says why and the run goes on without the cache.
+fn user_cache() -> Option<PathBuf> {
+    match private_dir::user_cache_root() {
+        Ok(root) => root.map(|root| root.path().to_path_buf()),
+        Err(problem) => {
+            tracing::warn!(%problem, "cache folder refused; running without the cache");
+            None
+        }
+    }
+}
+
+/// A provider builder that keeps the compiled component in the cache
+/// folder, so that later runs skip compilation.
+fn builder(cache: Option<&Path>) -> ProviderBuilder {
+    let builder = Provider::builder();
+    match cache {
+        Some(dir) => builder.compile_cache(dir.join("compiled")),
+        None => builder,
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn token(args: &TokenArgs) -> Result<(), Failure> {
+    let located = args.config.load()?;
+    let config = located.json();
+    let given = args.policy.as_deref().map(Policy::from_file).transpose()?;
+    let in_effect = match &given {
+        Some(policy) => PolicyInEffect::Given(policy),
+        None => PolicyInEffect::Derived,
+    };
+    let cache_dir = user_cache();
+    let cache = if args.no_cache {
+        None
+    } else {
+        cache_dir
+            .as_ref()
+            .map(|dir| TokenCache::new(dir.join("tokens")))
+    };
+    let spread = RefreshSpread::random();
+    // The fast path, without compiling the component: a token another run
+    // left that may still be served. Otherwise the provider takes the
+    // entry's lock, reads it again, and lets the component decide.
+    let now = SystemClock.now().as_secs();
+    let cached = cache
+        .as_ref()
+        .and_then(|cache| match cache.load(&config, in_effect, env_var) {
+            Ok(token) => token,
+            Err(problem) => {
+                tracing::warn!(%problem, "token cache not used; exchanging afresh");
+                None
+            }
+        });
+    if let Some(token) = cached.filter(|t| now < spread.serve_until(t)) {
+        tracing::debug!("token served from the token cache");
+        return print_token(&token, args.format);
+    }
+    let mut builder = builder(cache_dir.as_deref()).refresh_spread(spread);
+    if let Some(cache) = &cache {
+        let origin = match &given {
+            Some(_) => PolicyOrigin::Given,
+            None => PolicyOrigin::Derived,
+        };
+        builder = builder.token_cache(cache.dir().to_path_buf(), origin);
+    }
+    if let Some(path) = &args.component {
+        builder = builder.component_file(path)?;
+    }
+    let inspector = builder.build()?;
+    let needs = inspector
+        .requirements(&config)
+        .map_err(|e| in_file(&located, e))?;
+    let policy = match &given {
+        Some(policy) => policy.clone(),
+        None => Policy::minimal(&needs, env_var).policy,
+    };
+    let token = inspector
+        .with_policy(policy)
+        .get_token(&config)
+        .map_err(|e| in_file(&located, e))?;
+    print_token(&token, args.format)
+}
+
+fn sync(args: &SyncArgs) -> Result<(), Failure> {
+    let input = resolve_input(
+        args.config.as_deref(),
+        args.model.as_deref(),
+        args.from_profile.as_deref(),
+        env_var,
+    )?;
+    let dir = match &args.config_dir {
+        Some(dir) => dir.clone(),
+        None => sdk_profile::config_dir(&env_var)?,
+    };
+    let writer = ProfileWriter::new(dir, &args.profile)?;
+    writer.refuse_as_input(&input.origin)?;
+    let inspector = builder(user_cache().as_deref()).build()?;
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&inspector, &input.auth)?.policy,
+    };
+    let provider = inspector.with_policy(policy);
+    let auth = input.auth.json();
+    writer.prepare(&auth)?;
+    if args.once {
+        sync::refresh_once(&provider, &auth, &writer, false)?;
+        return Ok(());
+    }
+    let stop = Stop::on_signals().map_err(|e| Failure {
+        code: NO_TOKEN,
+        message: format!("cannot watch for SIGTERM and SIGINT: {e}"),
+    })?;
+    eprintln!(
+        "wif-host: sync: keeping {} fresh",
+        writer.credentials_path().display()
+    );
+    sync::run(&provider, &auth, &writer, &stop);
+    Ok(())
+}
+
+fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
+    let usage = |message| Failure { code: 2, message };
+    let listen = Listen::parse(&args.listen).map_err(usage)?;
+    let located = args.config.load()?;
+    let config = located.json();
+    let upstream = Gateway::upstream_of(&config);
+    listen.refuse_loop(&upstream).map_err(usage)?;
+    // Watched before the socket exists, so that a signal never leaves it
+    // behind.
+    let stop = Stop::on_signals().map_err(|e| Failure {
+        code: NO_TOKEN,
+        message: format!("cannot watch for SIGTERM and SIGINT: {e}"),
+    })?;
+    let listener = Listener::bind(&listen).map_err(|e| usage(e.to_string()))?;
+    let inspector = builder(user_cache().as_deref()).build()?;
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&inspector, &located)?.policy,
+    };
+    let provider = inspector.with_policy(policy);
+    provider
+        .requirements(&config)
+        .map_err(|e| in_file(&located, e))?;
+    let gateway = Gateway::new(provider, config, &upstream).map_err(|message| Failure {
+        code: BAD_CONFIG,
+        message: format!("proxy: {message}"),
+    })?;
+    eprintln!("wif-host: proxy: forwarding {listen} /v1/* to {upstream}");
+    let cut = Arc::new(gateway)
+        .serve(listener, stop, SHUTDOWN_GRACE)
+        .map_err(|e| Failure {
+            code: NO_TOKEN,
+            message: format!("proxy on {listen}: {e}"),
+        })?;
+    if cut == 0 {
+        eprintln!("wif-host: proxy: stopped");
+    } else {
+        eprintln!(
+            "wif-host: proxy: stopped; {cut} requests still running after the {} s grace period were cut short",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a token that is not an RFC 6750 `b64token` before it is printed
+/// or cached: the embedded component never issues one, but a cache file or
+/// a `--component` might hand one over, and a quote or a line break in it
+/// would be read by the shell that `eval`s the output.
+fn check_printable(token: &AccessToken) -> Result<(), Failure> {
+    if token.is_b64token() {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: NO_TOKEN,
+            message: "the access token has characters outside the RFC 6750 token alphabet; \
+                      it is neither printed nor cached"
+                .into(),
+        })
+    }
+}
+
+fn print_token(token: &AccessToken, format: Format) -> Result<(), Failure> {
+    check_printable(token)?;
+    let secret = token.token.expose();
+    match format {
+        Format::Raw => println!("{secret}"),
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({
+                "access_token": secret,
+                "token_type": token.token_type,
+                "expires_at": token.expires_at,
+                "refresh_after": token.refresh_after,
+            })
+        ),
+        Format::Env => println!("export ANTHROPIC_AUTH_TOKEN={}", shell::quote(secret)),
+    }
+    Ok(())
+}
+
+fn check(args: &ConfigArgs) -> Result<(), Failure> {
+    let located = args.load()?;
+    let needs = builder(user_cache().as_deref())
+        .build()?
+        .requirements(&located.json())
+        .map_err(|e| in_file(&located, e))?;
+    println!("config is valid; it requires:");
+    print_requirements(&needs);
+    Ok(())
+}
+
+fn policy(args: &ConfigArgs) -> Result<(), Failure> {
+    let located = args.load()?;
+    let minimal = derive(&builder(user_cache().as_deref()).build()?, &located)?;
+    print!("{}", minimal.toml);
+    for note in &minimal.notes {
+        eprintln!("wif-host: note: {note}");
+    }
+    Ok(())
+}
+
+/// The minimal policy for a config, with origins that variables decide
+/// resolved from this process's environment.
+fn derive(provider: &Provider, located: &LocatedAuth) -> Result<MinimalPolicy, Failure> {
+    let needs = provider
+        .requirements(&located.json())
+        .map_err(|e| in_file(located, e))?;
+    Ok(Policy::minimal(&needs, env_var))
+}
+
+/// A component error as a failure, an invalid field named by its path in
+/// the config file (`providers.NAME.auth.workload_identity_federation.…`).
+fn in_file(located: &LocatedAuth, error: Error) -> Failure {
+    match error {
+        Error::InvalidConfig { field, message } => Error::InvalidConfig {
+            field: located.field_in_file(&field),
+            message,
+        }
+        .into(),
+        other => other.into(),
+    }
+}
+
+fn print_requirements(needs: &Requirements) {
+    let line = |label: &str, items: Vec<String>| {
+        if !items.is_empty() {
+            println!("  {label}:");
+            for item in items {
+                println!("    {item}");
+            }
+        }
+    };
+    line("environment variables", needs.env.clone());
+    line("files", needs.files.clone());
+    line("origins", needs.origins.clone());
+    line(
+        "identity URLs",
+        needs
+            .urls
+            .iter()
+            .map(|(template, origin)| match origin {
+                Some(origin) => format!("{template} (origin {origin})"),
+                None => format!("{template} (origin set by a variable)"),
+            })
+            .collect(),
+    );
+    line(
+        "commands",
+        needs.commands.iter().map(|argv| argv.join(" ")).collect(),
+    );
+}
