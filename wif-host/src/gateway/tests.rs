@@ -205,6 +205,7 @@ mod unix_socket {
     use std::os::unix::net::{UnixListener, UnixStream};
 
     use super::*;
+    use crate::gateway::listener::ListenError;
 
     fn listen(path: &std::path::Path) -> Listen {
         Listen::Unix(path.to_path_buf())

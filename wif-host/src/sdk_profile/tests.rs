@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::sdk_profile::input::Input;
 use anthropic_wif_host::{AccessToken, AssertionFingerprint, Secret};
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
