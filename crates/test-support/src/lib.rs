@@ -140,6 +140,12 @@ pub struct Files {
     dir: tempfile::TempDir,
 }
 
+impl Default for Files {
+    fn default() -> Files {
+        Files::new()
+    }
+}
+
 impl Files {
     /// A fresh directory, removed when dropped.
     pub fn new() -> Files {
