@@ -36,6 +36,7 @@ pub mod config_file;
 pub mod error;
 pub mod gateway;
 pub mod local_file;
+pub mod local_host;
 pub mod loopback;
 pub mod net;
 pub mod origin;

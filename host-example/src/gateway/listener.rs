@@ -42,7 +42,8 @@ impl Listen {
     /// Refuses an `upstream` that is this address: the gateway would
     /// forward every request to itself. The upstream's host counts as this
     /// address when it is the same IP (an IPv4-mapped IPv6 address
-    /// included) or `localhost`, and the ports match (the scheme's default
+    /// included) or a loopback name (`localhost`, `*.localhost`: see
+    /// [`crate::local_host::is_loopback_name`]), and the ports match (the scheme's default
     /// port when the URL names none). Names are not resolved.
     pub fn refuse_loop(&self, upstream: &str) -> Result<(), String> {
         let Listen::Tcp(address) = self else {
@@ -54,10 +55,7 @@ impl Listen {
         let same_host = match url.host() {
             Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).to_canonical() == address.ip(),
             Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).to_canonical() == address.ip(),
-            Some(url::Host::Domain(name)) => {
-                let name = name.trim_end_matches('.').to_ascii_lowercase();
-                name == "localhost" || name.ends_with(".localhost")
-            }
+            Some(url::Host::Domain(name)) => crate::local_host::is_loopback_name(name),
             None => false,
         };
         if same_host && url.port_or_known_default() == Some(address.port()) {

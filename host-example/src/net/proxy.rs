@@ -3,13 +3,15 @@
 //! For `https` URLs `https_proxy` then `HTTPS_PROXY`; for `http` URLs
 //! `http_proxy` only (never `HTTP_PROXY`, which a CGI server sets from a
 //! request header); then `all_proxy`, `ALL_PROXY`. `no_proxy` (or
-//! `NO_PROXY`) lists destinations reached directly. Loopback and link-local
-//! destinations (metadata endpoints) are never proxied. The policy decides
-//! whether the environment is read at all (`[http] proxy`).
+//! `NO_PROXY`) lists destinations reached directly. Local destinations
+//! (loopback and link-local, as [`crate::local_host`] says) are never
+//! proxied. The policy decides whether the environment is read at all
+//! (`[http] proxy`).
 
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::local_host;
 use crate::origin::Origin;
 
 /// A proxy URL. Its credentials are never displayed: [`fmt::Display`] and
@@ -220,7 +222,7 @@ pub fn select(
     env: &ProxyEnv,
     destination: &Origin,
 ) -> Result<Route, RouteError> {
-    if is_local(&destination.host) {
+    if local_host::is_local(&destination.host) {
         return Ok(Route::Direct(
             "loopback and link-local destinations are never proxied".into(),
         ));
@@ -261,25 +263,6 @@ fn from_env(env: &ProxyEnv, destination: &Origin) -> Result<Route, RouteError> {
         proxy,
         source: variable,
     })
-}
-
-/// Whether `host` (as a URL serializes it) is loopback or link-local.
-pub fn is_local(host: &str) -> bool {
-    let host = host.to_ascii_lowercase();
-    if host == "localhost" || host.ends_with(".localhost") {
-        return true;
-    }
-    match parse_ip(&host) {
-        Some(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local(),
-        Some(IpAddr::V6(ip)) => {
-            ip.is_loopback()
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || ip
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_link_local())
-        }
-        None => false,
-    }
 }
 
 fn parse_ip(host: &str) -> Option<IpAddr> {

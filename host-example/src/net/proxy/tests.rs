@@ -79,6 +79,8 @@ fn loopback_and_link_local_are_never_proxied() {
         "http://169.254.169.254",
         "http://[fe80::1]",
         "https://app.localhost",
+        "http://[::ffff:127.0.0.1]:8080",
+        "http://[::ffff:169.254.169.254]",
     ] {
         assert_eq!(proxied_by(&ProxySetting::Env, &all, url), None, "{url}");
         assert_eq!(proxied_by(&pinned, &all, url), None, "{url}");
