@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::net::HttpClient;
 use crate::net::errors::explain;
+use crate::net::headers;
 use crate::net::proxy::Route;
 use crate::origin::Origin;
 use crate::sync::Stop;
@@ -44,19 +45,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a stopping gateway waits for the requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// The gateway: a provider, the `auth` block and the upstream.
 pub struct Gateway {
@@ -287,16 +275,11 @@ impl Gateway {
                 );
                 continue;
             }
-            let dropped = HOP_BY_HOP.contains(&lower.as_str())
+            let dropped = headers::is_set_by_client(&lower)
                 || connection_listed.contains(&lower)
                 || matches!(
                     lower.as_str(),
-                    "host"
-                        | "content-length"
-                        | "x-api-key"
-                        | "authorization"
-                        | "accept-encoding"
-                        | "expect"
+                    "x-api-key" | "authorization" | "accept-encoding"
                 );
             if !dropped {
                 request = request.header(name.as_str(), value.as_str());
@@ -409,7 +392,7 @@ fn relay(
         .collect();
     for (name, value) in response.headers() {
         let lower = name.as_str();
-        if HOP_BY_HOP.contains(&lower)
+        if headers::is_hop_by_hop(lower)
             || connection_listed.iter().any(|c| c == lower)
             || matches!(lower, "content-length" | "content-encoding")
         {

@@ -1,9 +1,11 @@
 //! The host's network: whom it trusts ([`tls`]), which proxy a request
-//! takes ([`proxy`]), and what a failure means ([`errors`]). [`HttpClient`]
+//! takes ([`proxy`]), which headers are the client's own ([`headers`]), and
+//! what a failure means ([`errors`]). [`HttpClient`]
 //! puts them together for the `http-fetch` capability and `doctor`.
 
 mod connector;
 pub mod errors;
+pub mod headers;
 pub mod proxy;
 pub mod tls;
 
