@@ -324,7 +324,7 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
                 None
             }
         });
-    if let Some(token) = cached.filter(|t| now < spread.serve_until(t)) {
+    if let Some(token) = cached.filter(|t| spread.serves(t, now)) {
         tracing::debug!("token served from the token cache");
         return print_token(&token, args.format);
     }

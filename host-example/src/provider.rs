@@ -361,7 +361,7 @@ impl Provider {
         match entry.load(env_var) {
             Ok(Some(stored)) => {
                 let now = self.ctx.clock().now().as_secs();
-                if now < self.settings.spread.serve_until(&stored) {
+                if self.settings.spread.serves(&stored, now) {
                     tracing::debug!("token served from the token cache");
                     self.keep(config_json, stored.clone());
                     return Ok(stored);
@@ -570,14 +570,14 @@ impl Provider {
         }
         let spread = self.settings.spread;
         if let Some(token) = local.tokens.get(config_json) {
-            return (now < spread.serve_until(token)).then(|| token.clone());
+            return spread.serves(token, now).then(|| token.clone());
         }
         let shared = self
             .tokens
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(config_json)
-            .filter(|t| now < spread.serve_until(t))?
+            .filter(|t| spread.serves(t, now))?
             .clone();
         let token = AccessToken {
             token: Secret::new(shared.token.expose()),
