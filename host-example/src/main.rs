@@ -19,7 +19,7 @@ use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
 use anthropic_wif_host::sdk_profile::{self, ProfileError, ProfileWriter, resolve_input};
 use anthropic_wif_host::spread::RefreshSpread;
 use anthropic_wif_host::sync::{self, Stop, SyncError};
-use anthropic_wif_host::token_cache::{PolicyInEffect, PolicyOrigin, TokenCache};
+use anthropic_wif_host::token_cache::{PolicyInEffect, TokenCache};
 use anthropic_wif_host::{
     AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
     private_dir, shell,
@@ -330,11 +330,7 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
     }
     let mut builder = builder(cache_dir.as_deref()).refresh_spread(spread);
     if let Some(cache) = &cache {
-        let origin = match &given {
-            Some(_) => PolicyOrigin::Given,
-            None => PolicyOrigin::Derived,
-        };
-        builder = builder.token_cache(cache.dir().to_path_buf(), origin);
+        builder = builder.token_cache(cache.dir().to_path_buf(), in_effect.origin());
     }
     if let Some(path) = &args.component {
         builder = builder.component_file(path)?;
