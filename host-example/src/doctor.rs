@@ -315,7 +315,7 @@ impl ServerCertVerifier for Recording {
 
 /// `GET /` through the host's own client, without credentials.
 fn http_status(origin: &Origin, route: &Route, client: &HttpClient) -> Result<u16, String> {
-    let agent = client.agent(route)?;
+    let agent = client.agent(route).map_err(|e| e.to_string())?;
     agent
         .get(format!("{origin}/"))
         .call()

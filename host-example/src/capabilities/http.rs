@@ -33,7 +33,9 @@ pub(super) fn fetch(
         .route(&origin)
         .map_err(|e| CapError::Failed(e.to_string()))?;
     tracing::debug!(%origin, ?route, "http-fetch route");
-    let agent = client.agent(&route).map_err(CapError::Failed)?;
+    let agent = client
+        .agent(&route)
+        .map_err(|e| CapError::Failed(e.to_string()))?;
     let response = match request.method.as_str() {
         "GET" => with_headers(agent.get(url.as_str()), &request.headers).call(),
         "POST" => with_headers(agent.post(url.as_str()), &request.headers).send(&request.body[..]),

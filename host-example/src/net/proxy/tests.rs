@@ -174,10 +174,15 @@ fn proxy_urls_parse_as_curl_reads_them() {
     assert!(
         ProxyUrl::parse("socks4://proxy.corp")
             .unwrap_err()
+            .to_string()
             .contains("socks5h")
     );
-    assert!(ProxyUrl::parse("http://proxy.corp/path").is_err());
+    assert_eq!(
+        ProxyUrl::parse("http://proxy.corp/path"),
+        Err(ProxyUrlError::PathOrQuery)
+    );
     assert!(ProxyUrl::parse("http://").is_err());
+    assert!(ProxyUrl::parse("http://").is_err_and(|e| !e.is_transient()));
 }
 
 #[test]
