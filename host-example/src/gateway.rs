@@ -18,10 +18,10 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::net::HttpClient;
 use crate::net::errors::explain;
 use crate::net::headers;
-use crate::net::proxy::Route;
+use crate::net::proxy::{Route, RouteError};
+use crate::net::{ClientError, HttpClient};
 use crate::origin::Origin;
 use crate::sync::Stop;
 use crate::{AccessToken, OAUTH_BETA, Provider};
@@ -32,7 +32,7 @@ pub mod listener;
 
 use http1::{BodyKind, ChunkedReader, ChunkedWriter, Head};
 use in_flight::InFlight;
-pub use listener::{Connection, Listen, ListenError, Listener};
+pub use listener::{Connection, Listen, ListenAddressError, ListenError, Listener};
 
 /// Request bodies up to this size are kept for the replay after a 401.
 pub const REPLAY_CAP_BYTES: usize = 8 * 1024 * 1024;
@@ -45,6 +45,36 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a stopping gateway waits for the requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a gateway cannot be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The upstream is not an `http` or `https` URL.
+    #[error("the upstream {upstream} is not an http or https URL")]
+    Upstream {
+        /// The upstream base URL.
+        upstream: String,
+    },
+    /// A proxy variable that would route the upstream is invalid.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// No HTTP agent for the route (the proxy URL is not usable).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl GatewayError {
+    /// Whether a retry may help: never, each is a matter of configuration
+    /// (the config's `base_url`, the proxy variables or the policy).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GatewayError::Upstream { .. } => false,
+            GatewayError::Route(e) => e.is_transient(),
+            GatewayError::Client(e) => e.is_transient(),
+        }
+    }
+}
 
 /// The gateway: a provider, the `auth` block and the upstream.
 pub struct Gateway {
@@ -62,15 +92,21 @@ impl Gateway {
     /// `auth_json`. API requests take the network the provider's policy
     /// says, as the token exchange does: its proxy setting (or the proxy
     /// variables) and its CA files.
-    pub fn new(provider: Provider, auth_json: String, upstream: &str) -> Result<Gateway, String> {
+    pub fn new(
+        provider: Provider,
+        auth_json: String,
+        upstream: &str,
+    ) -> Result<Gateway, GatewayError> {
         let upstream = upstream.trim_end_matches('/').to_string();
         let origin = url::Url::parse(&upstream)
             .ok()
             .as_ref()
             .and_then(Origin::of)
-            .ok_or_else(|| format!("the upstream {upstream} is not an http or https URL"))?;
+            .ok_or_else(|| GatewayError::Upstream {
+                upstream: upstream.clone(),
+            })?;
         let client = HttpClient::for_policy(provider.policy());
-        let route = client.route(&origin).map_err(|e| e.to_string())?;
+        let route = client.route(&origin)?;
         let agent = client.streaming_agent(&route, CONNECT_TIMEOUT, IDLE_TIMEOUT)?;
         Ok(Gateway {
             provider,
