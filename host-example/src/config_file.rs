@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 /// Why a configuration file could not be turned into an `auth` block.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigFileError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
