@@ -155,11 +155,6 @@ pub fn auth_from_sdk_env(
     ))
 }
 
-/// Reads `path` and returns the JSON text of the `auth` block to use.
-pub fn load_auth(path: &Path, model: Option<&str>) -> Result<String, ConfigFileError> {
-    locate_auth(&read_document(path)?, model).map(|located| located.json())
-}
-
 /// Reads a YAML or JSON file as a JSON value.
 pub fn read_document(path: &Path) -> Result<Value, ConfigFileError> {
     let text = crate::local_file::read_text(path).map_err(|source| ConfigFileError::Read {

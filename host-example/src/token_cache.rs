@@ -237,34 +237,6 @@ impl TokenCache {
         self.entry(config_json, policy)?.load(env)
     }
 
-    /// [`Entry::store`] in the entry for `config_json` under `policy`.
-    pub fn store(
-        &self,
-        config_json: &str,
-        policy: PolicyInEffect,
-        variables: &[String],
-        env: impl Fn(&str) -> Option<String>,
-        token: &AccessToken,
-    ) -> Result<(), PrivateDirError> {
-        self.entry(config_json, policy)?
-            .store(variables, env, token)
-    }
-
-    /// [`Entry::remove`] of the entry for `config_json` under `policy`.
-    pub fn remove(&self, config_json: &str, policy: PolicyInEffect) -> Result<(), PrivateDirError> {
-        self.entry(config_json, policy)?.remove()
-    }
-
-    /// [`Entry::lock`] of the entry for `config_json` under `policy`.
-    pub fn lock(
-        &self,
-        config_json: &str,
-        policy: PolicyInEffect,
-        wait: std::time::Duration,
-    ) -> Result<Option<EntryLock>, PrivateDirError> {
-        self.entry(config_json, policy)?.lock(wait)
-    }
-
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
