@@ -7,9 +7,10 @@ use serde_json::Value;
 use crate::capabilities::{CapError, Capabilities, Header, HttpRequest, HttpResponse};
 use crate::config::Config;
 use crate::error::{Capability, Error, Rejection};
+use crate::secret::Secret;
 use crate::sources::USER_AGENT;
 use crate::text::{SNIPPET_BYTES, duplicate_field, field_name, snippet};
-use crate::token::{Secret, is_b64token};
+use crate::token::is_b64token;
 
 /// The OAuth grant type of the exchange.
 pub(crate) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

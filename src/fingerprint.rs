@@ -5,7 +5,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::token::Secret;
+use crate::secret::Secret;
 
 /// The SHA-256 of a whole assertion.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use crate::capabilities::{
 use crate::config::{Config, IdentitySource};
 use crate::error::Error;
 use crate::requirements::Requirements;
-use crate::token::Secret;
+use crate::secret::Secret;
 use crate::{exchange, expand, sources};
 
 /// The identity assertion of the exchange and identity targets; it never

@@ -24,6 +24,7 @@ pub mod provider;
 pub mod requirements;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod schema;
+pub mod secret;
 mod single_use;
 mod sources;
 mod text;
@@ -38,7 +39,8 @@ pub use error::{Capability, Error, Rejection, SourceKind};
 pub use fingerprint::Fingerprint;
 pub use provider::Provider;
 pub use requirements::{Requirements, UrlRequirement};
-pub use token::{AccessToken, Secret};
+pub use secret::Secret;
+pub use token::AccessToken;
 
 #[cfg(test)]
 mod testing;

@@ -9,8 +9,8 @@ use crate::capabilities::{Header, HttpResponse};
 use crate::config::{Config, IdentitySource};
 use crate::error::Error;
 use crate::requirements::Requirements;
+use crate::secret::Secret;
 use crate::testing::{FakeCaps, assert_no_secret, config};
-use crate::token::Secret;
 use crate::{exchange, expand, sources};
 
 const ASSERTION: &str = "eyJhbGciOiJSUzI1NiJ9.prop-assertion-secret.c2ln";

@@ -26,9 +26,10 @@ use crate::error::Error;
 use crate::exchange;
 use crate::fingerprint::Fingerprint;
 use crate::requirements::Requirements;
+use crate::secret::Secret;
 use crate::single_use;
 use crate::sources;
-use crate::token::{AccessToken, Secret};
+use crate::token::AccessToken;
 
 /// The advisory window of a long-lived token: with this many seconds left
 /// or fewer it is refreshed.

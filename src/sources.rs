@@ -4,8 +4,8 @@ use crate::capabilities::{CapError, Capabilities, Header, HttpRequest};
 use crate::config::{COMMAND_TIMEOUT_MS, Config, IdentitySource};
 use crate::error::{Capability, Error, SourceKind};
 use crate::expand;
+use crate::secret::Secret;
 use crate::text::{SNIPPET_BYTES, duplicate_field, field_name, redact_credentials, snippet};
-use crate::token::Secret;
 
 /// The largest identity token accepted, in bytes.
 pub(crate) const MAX_ASSERTION_BYTES: usize = 16_384;

@@ -1,33 +1,7 @@
-//! Secrets and the access token, with redacted `Debug` output.
-
-use std::fmt;
+//! The access token, with a redacted `Debug` output.
 
 use crate::fingerprint::Fingerprint;
-
-/// A secret string: an access token or an identity assertion.
-///
-/// `Debug` prints `[redacted]`; there is no `Display`. Read the value with
-/// [`Secret::expose`], only where it is sent.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret value itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+use crate::secret::Secret;
 
 /// A short-lived Anthropic access token.
 #[derive(Debug, Clone, PartialEq, Eq)]

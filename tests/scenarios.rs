@@ -154,6 +154,7 @@ fn error_case(error: &Error) -> &'static str {
         Error::MalformedResponse(_) => "malformed-response",
         Error::Component(_) => "component",
         Error::Load(_) => "load",
+        _ => "another error",
     }
 }
 

@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 /// Why a configuration file could not be turned into an `auth` block.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigFileError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
@@ -152,11 +153,6 @@ pub fn auth_from_sdk_env(
     Ok(Some(
         serde_json::json!({"type": "workload_identity_federation", "workload_identity_federation": wif}),
     ))
-}
-
-/// Reads `path` and returns the JSON text of the `auth` block to use.
-pub fn load_auth(path: &Path, model: Option<&str>) -> Result<String, ConfigFileError> {
-    locate_auth(&read_document(path)?, model).map(|located| located.json())
 }
 
 /// Reads a YAML or JSON file as a JSON value.

@@ -8,8 +8,10 @@ use crate::bindings::exports::anthropic_wif::federation::provider as wit;
 /// Which identity-token source failed.
 pub use wit::SourceKind;
 
-/// Why no token (or no requirements) could be had.
+/// Why no token (or no requirements) could be had. [`Error::is_transient`]
+/// tells a failure a retry may mend from one that needs a change first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration is invalid.
     #[error("invalid config: {}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
@@ -55,6 +57,33 @@ pub enum Error {
     Load(String),
 }
 
+impl Error {
+    /// Whether a retry, unchanged, may succeed: the token endpoint was
+    /// unreachable or answered a temporary refusal (a 5xx, 429 or 408), an
+    /// identity-token source other than a variable failed (a file not yet
+    /// mounted, a command or a metadata endpoint that failed or timed
+    /// out), or the component failed (the next call runs a fresh
+    /// instance). An invalid config, a denial by the policy, a permanent
+    /// refusal by the endpoint, a malformed answer, a variable (this
+    /// process's environment does not change) and a component that cannot
+    /// be loaded need a change first.
+    ///
+    /// The component reports a transport failure of the exchange as one
+    /// message, so a TLS refusal of the token endpoint counts as
+    /// unreachable here; its message says which it was.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::InvalidConfig { .. }
+            | Error::Denied { .. }
+            | Error::MalformedResponse(_)
+            | Error::Load(_) => false,
+            Error::SourceFailed { kind, .. } => *kind != SourceKind::Env,
+            Error::ExchangeFailed(_) | Error::Component(_) => true,
+            Error::ExchangeRejected(rejection) => rejection.is_transient(),
+        }
+    }
+}
+
 /// The token endpoint's refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -72,6 +101,14 @@ pub struct Rejection {
     pub body_snippet: Option<String>,
     /// What to check next.
     pub hint: Option<String>,
+}
+
+impl Rejection {
+    /// Whether the refusal is temporary: a server error (5xx), too many
+    /// requests (429) or a request timeout (408).
+    pub fn is_transient(&self) -> bool {
+        self.status >= 500 || self.status == 429 || self.status == 408
+    }
 }
 
 impl fmt::Display for Rejection {
@@ -136,6 +173,72 @@ impl From<wit::Error> for Error {
                 hint: r.hint,
             })),
             wit::Error::MalformedResponse(m) => Error::MalformedResponse(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(status: u16) -> Error {
+        Error::ExchangeRejected(Box::new(Rejection {
+            status,
+            error: None,
+            error_description: None,
+            error_uri: None,
+            request_id: None,
+            body_snippet: None,
+            hint: None,
+        }))
+    }
+
+    fn source(kind: SourceKind) -> Error {
+        Error::SourceFailed {
+            kind,
+            federation_rule_id: "fdrl_01".into(),
+            message: "failed".into(),
+        }
+    }
+
+    #[test]
+    fn unreachable_endpoints_and_temporary_refusals_are_transient() {
+        for transient in [
+            Error::ExchangeFailed(
+                "https://api.anthropic.com/v1/oauth/token did not answer in time".into(),
+            ),
+            Error::Component("ran past its deadline".into()),
+            rejected(500),
+            rejected(503),
+            rejected(429),
+            rejected(408),
+            source(SourceKind::Url),
+            source(SourceKind::File),
+            source(SourceKind::Command),
+        ] {
+            assert!(transient.is_transient(), "{transient}");
+        }
+    }
+
+    #[test]
+    fn config_denials_and_refusals_are_permanent() {
+        for permanent in [
+            Error::InvalidConfig {
+                field: "workload_identity_federation.base_url".into(),
+                message: "must use https".into(),
+            },
+            Error::Denied {
+                capability: "http-fetch".into(),
+                detail: "https://api.anthropic.com".into(),
+            },
+            Error::MalformedResponse("no access_token".into()),
+            Error::Load("not a component".into()),
+            rejected(400),
+            rejected(401),
+            rejected(403),
+            source(SourceKind::Env),
+        ] {
+            assert!(!permanent.is_transient(), "{permanent}");
         }
     }
 }

@@ -35,6 +35,7 @@ mod compile_cache;
 pub mod config_file;
 pub mod error;
 pub mod local_file;
+pub mod local_host;
 pub mod net;
 pub mod origin;
 pub mod policy;

@@ -1,7 +1,5 @@
 //! An HTTP origin: scheme, host and port.
 
-use std::net::IpAddr;
-
 /// An HTTP origin, as the policy grants it and requests are checked
 /// against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,17 +39,10 @@ impl Origin {
         })
     }
 
-    /// Whether plain http is acceptable for this host: loopback and
-    /// link-local (cloud metadata) addresses only.
+    /// Whether plain http is acceptable for this host: local hosts
+    /// (loopback and link-local, where cloud metadata endpoints live) only,
+    /// as [`crate::local_host`] says.
     pub fn allows_plain_http(&self) -> bool {
-        if self.host == "localhost" {
-            return true;
-        }
-        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
-        match bare.parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local(),
-            Ok(IpAddr::V6(ip)) => ip.is_loopback() || (ip.segments()[0] & 0xffc0) == 0xfe80,
-            Err(_) => false,
-        }
+        crate::local_host::is_local(&self.host)
     }
 }

@@ -40,6 +40,7 @@ use crate::requirements::Requirements;
 
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// The file could not be read.
     #[error("cannot read policy file {path}: {source}")]

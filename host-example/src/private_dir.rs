@@ -25,6 +25,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// Why a private folder or file cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PrivateDirError {
     /// An I/O error.
     #[error("{path}: {source}")]

@@ -43,7 +43,7 @@ use crate::policy::Policy;
 use crate::requirements::Requirements;
 use crate::spread::RefreshSpread;
 use crate::token::{AccessToken, AssertionFingerprint, Secret};
-use crate::token_cache::{Entry, PolicyInEffect, PolicyOrigin, TokenCache};
+use crate::token_cache::{Entry, PolicyOrigin, TokenCache};
 
 /// The component built from this repository, embedded at build time.
 pub const EMBEDDED_COMPONENT: &[u8] =
@@ -337,7 +337,7 @@ impl Provider {
         origin: PolicyOrigin,
         config_json: &str,
     ) -> Result<AccessToken, Error> {
-        let entry = match cache.entry(config_json, self.in_effect(origin)) {
+        let entry = match cache.entry(config_json, origin.in_effect(self.ctx.policy())) {
             Ok(entry) => entry,
             Err(problem) => {
                 tracing::warn!(%problem, "token cache not used; asking the component");
@@ -361,7 +361,7 @@ impl Provider {
         match entry.load(env_var) {
             Ok(Some(stored)) => {
                 let now = self.ctx.clock().now().as_secs();
-                if now < self.settings.spread.serve_until(&stored) {
+                if self.settings.spread.serves(&stored, now) {
                     tracing::debug!("token served from the token cache");
                     self.keep(config_json, stored.clone());
                     return Ok(stored);
@@ -410,14 +410,6 @@ impl Provider {
         };
         if let Err(problem) = entry.store(&variables, env_var, token) {
             tracing::warn!(%problem, "cannot save the token in the token cache");
-        }
-    }
-
-    /// The policy in effect, as the token cache's key sees it.
-    fn in_effect(&self, origin: PolicyOrigin) -> PolicyInEffect<'_> {
-        match origin {
-            PolicyOrigin::Derived => PolicyInEffect::Derived,
-            PolicyOrigin::Given => PolicyInEffect::Given(self.ctx.policy()),
         }
     }
 
@@ -522,7 +514,7 @@ impl Provider {
             dropped
         };
         if let (Some((cache, origin)), Some(dropped)) = (&self.settings.token_cache, dropped)
-            && let Ok(entry) = cache.entry(config_json, self.in_effect(*origin))
+            && let Ok(entry) = cache.entry(config_json, origin.in_effect(self.ctx.policy()))
         {
             let _lock = entry.lock(self.token_cache_wait());
             if let Ok(Some(stored)) = entry.load(env_var)
@@ -570,14 +562,14 @@ impl Provider {
         }
         let spread = self.settings.spread;
         if let Some(token) = local.tokens.get(config_json) {
-            return (now < spread.serve_until(token)).then(|| token.clone());
+            return spread.serves(token, now).then(|| token.clone());
         }
         let shared = self
             .tokens
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(config_json)
-            .filter(|t| now < spread.serve_until(t))?
+            .filter(|t| spread.serves(t, now))?
             .clone();
         let token = AccessToken {
             token: Secret::new(shared.token.expose()),

@@ -45,9 +45,17 @@ impl RefreshSpread {
         RefreshSpread { share }
     }
 
+    /// Whether this process serves `token` at `now` (Unix seconds) without
+    /// asking the component: the one rule of every cache that hands out
+    /// tokens (the provider's own, the token cache on disk, the CLI's fast
+    /// path).
+    pub fn serves(&self, token: &AccessToken, now: u64) -> bool {
+        now < self.serve_until(token)
+    }
+
     /// Until when (Unix seconds) this process serves `token` without asking
     /// the component.
-    pub fn serve_until(&self, token: &AccessToken) -> u64 {
+    fn serve_until(&self, token: &AccessToken) -> u64 {
         self.between(token.refresh_after, token.refresh_by)
     }
 
@@ -88,6 +96,15 @@ mod tests {
         assert_eq!(RefreshSpread::of(7.0), RefreshSpread::of(1.0));
         assert_eq!(RefreshSpread::of(-1.0), RefreshSpread::none());
         assert_eq!(RefreshSpread::of(1.0).serve_until(&token(10, 5)), 10);
+    }
+
+    #[test]
+    fn a_token_is_served_until_its_moment_and_not_at_it() {
+        let t = token(3480, 3570);
+        assert!(RefreshSpread::none().serves(&t, 3479));
+        assert!(!RefreshSpread::none().serves(&t, 3480));
+        assert!(RefreshSpread::of(1.0).serves(&t, 3523));
+        assert!(!RefreshSpread::of(1.0).serves(&t, 3524));
     }
 
     #[test]

@@ -34,19 +34,35 @@ pub struct TokenCache {
     dir: PathBuf,
 }
 
-/// The policy a token is minted under, as the cache key sees it.
+/// The policy a token is minted under, as the cache key sees it: a
+/// [`PolicyOrigin`] together with the policy itself when the user gave it.
+/// Built where the policy is at hand (the provider, the CLI before it has
+/// one); see [`PolicyOrigin::in_effect`].
 #[derive(Debug, Clone, Copy)]
 pub enum PolicyInEffect<'a> {
     /// The minimal policy this version of the host derives from the config:
     /// a function of the config and of the variables it reads, both in the
     /// key already.
     Derived,
-    /// A policy the user gave.
+    /// A policy the user gave; its every grant and limit is keyed.
     Given(&'a Policy),
 }
 
-/// Where the policy of a provider that shares a token cache came from
-/// ([`crate::ProviderBuilder::token_cache`]).
+impl PolicyInEffect<'_> {
+    /// Where this policy came from, without the policy.
+    pub fn origin(self) -> PolicyOrigin {
+        match self {
+            PolicyInEffect::Derived => PolicyOrigin::Derived,
+            PolicyInEffect::Given(_) => PolicyOrigin::Given,
+        }
+    }
+}
+
+/// Where the policy of a provider that shares a token cache comes from,
+/// said before the policy itself is known
+/// ([`crate::ProviderBuilder::token_cache`]: the policy is set later, and
+/// may be replaced). It holds no policy; [`PolicyOrigin::in_effect`] pairs
+/// it with the provider's policy to key the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyOrigin {
     /// Derived from the config by this host: keyed as
@@ -54,6 +70,17 @@ pub enum PolicyOrigin {
     Derived,
     /// Given by the user: the provider's own policy is keyed.
     Given,
+}
+
+impl PolicyOrigin {
+    /// The policy in effect when `policy` is the provider's policy: for
+    /// [`PolicyOrigin::Given`] that policy, else the derived one.
+    pub fn in_effect(self, policy: &Policy) -> PolicyInEffect<'_> {
+        match self {
+            PolicyOrigin::Derived => PolicyInEffect::Derived,
+            PolicyOrigin::Given => PolicyInEffect::Given(policy),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -208,34 +235,6 @@ impl TokenCache {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<AccessToken>, PrivateDirError> {
         self.entry(config_json, policy)?.load(env)
-    }
-
-    /// [`Entry::store`] in the entry for `config_json` under `policy`.
-    pub fn store(
-        &self,
-        config_json: &str,
-        policy: PolicyInEffect,
-        variables: &[String],
-        env: impl Fn(&str) -> Option<String>,
-        token: &AccessToken,
-    ) -> Result<(), PrivateDirError> {
-        self.entry(config_json, policy)?
-            .store(variables, env, token)
-    }
-
-    /// [`Entry::remove`] of the entry for `config_json` under `policy`.
-    pub fn remove(&self, config_json: &str, policy: PolicyInEffect) -> Result<(), PrivateDirError> {
-        self.entry(config_json, policy)?.remove()
-    }
-
-    /// [`Entry::lock`] of the entry for `config_json` under `policy`.
-    pub fn lock(
-        &self,
-        config_json: &str,
-        policy: PolicyInEffect,
-        wait: std::time::Duration,
-    ) -> Result<Option<EntryLock>, PrivateDirError> {
-        self.entry(config_json, policy)?.lock(wait)
     }
 
     /// The folder.

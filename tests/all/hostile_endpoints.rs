@@ -811,6 +811,7 @@ fn describe(result: &Result<AccessToken, Error>) -> String {
                 Error::MalformedResponse(_) => "MalformedResponse",
                 Error::Component(_) => "Component",
                 Error::Load(_) => "Load",
+                _ => "another error",
             };
             // The message alone: the source's prefix is the same in every row.
             let mut text = match error {

@@ -19,7 +19,7 @@ const ENV_REQUEST_URL: &str = "WIF_DEMO_ID_TOKEN_REQUEST_URL";
 const ENV_REQUEST_TOKEN: &str = "WIF_DEMO_ID_TOKEN_REQUEST_TOKEN";
 
 fn failed(message: String) -> Failure {
-    Failure { code: 1, message }
+    Failure::Demo(message)
 }
 
 pub(crate) fn run() -> Result<(), Failure> {

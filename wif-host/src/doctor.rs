@@ -23,7 +23,7 @@ use anthropic_wif_host::{Policy, Requirements};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::{ConfigArgs, DENIED, Failure, NO_TOKEN, builder, env_var, in_file, user_cache};
+use crate::{ConfigArgs, Failure, builder, env_var, in_file, user_cache};
 
 /// The arguments of `wif-host doctor`.
 #[derive(clap::Args)]
@@ -75,11 +75,9 @@ pub fn run(args: &DoctorArgs) -> Result<(), Failure> {
             println!("\nresult: everything the config needs is reachable and granted");
             Ok(())
         }
-        (denied, unreachable) => Err(Failure {
-            code: if denied > 0 { DENIED } else { NO_TOKEN },
-            message: format!(
-                "doctor: {denied} needed item(s) denied, {unreachable} unreachable or failing"
-            ),
+        (denied, unreachable) => Err(Failure::Doctor {
+            denied,
+            unreachable,
         }),
     }
 }
@@ -315,7 +313,7 @@ impl ServerCertVerifier for Recording {
 
 /// `GET /` through the host's own client, without credentials.
 fn http_status(origin: &Origin, route: &Route, client: &HttpClient) -> Result<u16, String> {
-    let agent = client.agent(route)?;
+    let agent = client.agent(route).map_err(|e| e.to_string())?;
     agent
         .get(format!("{origin}/"))
         .call()

@@ -19,9 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sync::Stop;
-use anthropic_wif_host::net::HttpClient;
 use anthropic_wif_host::net::errors::explain;
-use anthropic_wif_host::net::proxy::Route;
+use anthropic_wif_host::net::headers;
+use anthropic_wif_host::net::proxy::{Route, RouteError};
+use anthropic_wif_host::net::{ClientError, HttpClient};
 use anthropic_wif_host::origin::Origin;
 use anthropic_wif_host::{AccessToken, OAUTH_BETA, Provider};
 
@@ -31,7 +32,7 @@ pub mod listener;
 
 use http1::{BodyKind, ChunkedReader, ChunkedWriter, Head};
 use in_flight::InFlight;
-pub use listener::{Connection, Listen, Listener};
+pub use listener::{Connection, Listen, ListenAddressError, ListenError, Listener};
 
 /// Request bodies up to this size are kept for the replay after a 401.
 pub const REPLAY_CAP_BYTES: usize = 8 * 1024 * 1024;
@@ -45,18 +46,35 @@ pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a stopping gateway waits for the requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Why a gateway cannot be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The upstream is not an `http` or `https` URL.
+    #[error("the upstream {upstream} is not an http or https URL")]
+    Upstream {
+        /// The upstream base URL.
+        upstream: String,
+    },
+    /// A proxy variable that would route the upstream is invalid.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// No HTTP agent for the route (the proxy URL is not usable).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl GatewayError {
+    /// Whether a retry may help: never, each is a matter of configuration
+    /// (the config's `base_url`, the proxy variables or the policy).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GatewayError::Upstream { .. } => false,
+            GatewayError::Route(e) => e.is_transient(),
+            GatewayError::Client(e) => e.is_transient(),
+        }
+    }
+}
 
 /// The gateway: a provider, the `auth` block and the upstream.
 pub struct Gateway {
@@ -74,15 +92,21 @@ impl Gateway {
     /// `auth_json`. API requests take the network the provider's policy
     /// says, as the token exchange does: its proxy setting (or the proxy
     /// variables) and its CA files.
-    pub fn new(provider: Provider, auth_json: String, upstream: &str) -> Result<Gateway, String> {
+    pub fn new(
+        provider: Provider,
+        auth_json: String,
+        upstream: &str,
+    ) -> Result<Gateway, GatewayError> {
         let upstream = upstream.trim_end_matches('/').to_string();
         let origin = url::Url::parse(&upstream)
             .ok()
             .as_ref()
             .and_then(Origin::of)
-            .ok_or_else(|| format!("the upstream {upstream} is not an http or https URL"))?;
+            .ok_or_else(|| GatewayError::Upstream {
+                upstream: upstream.clone(),
+            })?;
         let client = HttpClient::for_policy(provider.policy());
-        let route = client.route(&origin).map_err(|e| e.to_string())?;
+        let route = client.route(&origin)?;
         let agent = client.streaming_agent(&route, CONNECT_TIMEOUT, IDLE_TIMEOUT)?;
         Ok(Gateway {
             provider,
@@ -287,16 +311,11 @@ impl Gateway {
                 );
                 continue;
             }
-            let dropped = HOP_BY_HOP.contains(&lower.as_str())
+            let dropped = headers::is_set_by_client(&lower)
                 || connection_listed.contains(&lower)
                 || matches!(
                     lower.as_str(),
-                    "host"
-                        | "content-length"
-                        | "x-api-key"
-                        | "authorization"
-                        | "accept-encoding"
-                        | "expect"
+                    "x-api-key" | "authorization" | "accept-encoding"
                 );
             if !dropped {
                 request = request.header(name.as_str(), value.as_str());
@@ -409,7 +428,7 @@ fn relay(
         .collect();
     for (name, value) in response.headers() {
         let lower = name.as_str();
-        if HOP_BY_HOP.contains(&lower)
+        if headers::is_hop_by_hop(lower)
             || connection_listed.iter().any(|c| c == lower)
             || matches!(lower, "content-length" | "content-encoding")
         {

@@ -1,9 +1,9 @@
 //! `wif-host`: mint Anthropic access tokens through Workload Identity
 //! Federation with the embedded component.
 //!
-//! Exit codes: 0 success, 2 usage, 3 invalid config or policy, 4 denied by
-//! the policy, 5 no token could be obtained. The token goes to stdout only;
-//! every diagnostic goes to stderr.
+//! Exit codes ([`Exit`]): 0 success, 2 usage, 3 invalid config or policy,
+//! 4 denied by the policy, 5 no token could be obtained (1: the demo
+//! failed). The token goes to stdout only; every diagnostic goes to stderr.
 
 mod demo;
 mod doctor;
@@ -17,13 +17,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::gateway::{Gateway, Listen, Listener, SHUTDOWN_GRACE};
+use crate::gateway::{
+    Gateway, GatewayError, Listen, ListenAddressError, ListenError, Listener, SHUTDOWN_GRACE,
+};
 use crate::sdk_profile::{ProfileError, ProfileWriter, resolve_input};
 use crate::sync::{Stop, SyncError};
 use anthropic_wif_host::config_file::LocatedAuth;
 use anthropic_wif_host::policy::{MinimalPolicy, PolicyError};
 use anthropic_wif_host::spread::RefreshSpread;
-use anthropic_wif_host::token_cache::{PolicyInEffect, PolicyOrigin, TokenCache};
+use anthropic_wif_host::token_cache::{PolicyInEffect, TokenCache};
 use anthropic_wif_host::{
     AccessToken, Clock, Error, Policy, Provider, ProviderBuilder, Requirements, SystemClock,
     private_dir,
@@ -176,53 +178,120 @@ enum Format {
     Env,
 }
 
-/// A failure and its exit code.
-struct Failure {
-    code: u8,
-    message: String,
+/// The exit codes of `wif-host`: the one table, which [`Failure::exit`]
+/// maps every failure to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Exit {
+    /// A token was printed, or the command did what it was asked.
+    Success = 0,
+    /// The demo's loopback flow failed.
+    DemoFailed = 1,
+    /// The command line is wrong: an argument clap refuses (clap exits with
+    /// 2 itself) or a `--listen` address that cannot be used.
+    Usage = 2,
+    /// The config or the policy is invalid (or cannot be read), or the
+    /// gateway's upstream and proxy settings are unusable.
+    InvalidConfig = 3,
+    /// The policy denies something the config needs.
+    Denied = 4,
+    /// No token could be obtained: the identity-token source, the token
+    /// exchange, the component or the system failed.
+    NoToken = 5,
 }
 
-const BAD_CONFIG: u8 = 3;
-const DENIED: u8 = 4;
-const NO_TOKEN: u8 = 5;
-
-impl From<ProfileError> for Failure {
-    fn from(e: ProfileError) -> Failure {
-        Failure {
-            code: BAD_CONFIG,
-            message: e.to_string(),
-        }
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
     }
 }
 
-impl From<SyncError> for Failure {
-    fn from(e: SyncError) -> Failure {
-        match e {
-            SyncError::Token(e) => e.into(),
-            SyncError::Profile(e) => e.into(),
-        }
-    }
+/// Why a command failed: each error it can end with, printed after
+/// `wif-host: `.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// The component (or loading it) failed.
+    #[error(transparent)]
+    Token(#[from] Error),
+    /// The policy file is unreadable or invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The config, the SDK profile or its folder is unusable.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// A sync step failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The `--listen` address is refused.
+    #[error(transparent)]
+    ListenAddress(#[from] ListenAddressError),
+    /// The gateway cannot listen.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// The gateway cannot be set up.
+    #[error("proxy: {0}")]
+    Gateway(#[from] GatewayError),
+    /// Serving ended with an error.
+    #[error("proxy on {listen}: {source}")]
+    Serve {
+        /// Where the gateway listened.
+        listen: Listen,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// SIGTERM and SIGINT cannot be watched.
+    #[error("cannot watch for SIGTERM and SIGINT: {0}")]
+    Signals(#[source] std::io::Error),
+    /// The token is not an RFC 6750 `b64token` (see [`check_printable`]).
+    #[error(
+        "the access token has characters outside the RFC 6750 token alphabet; \
+         it is neither printed nor cached"
+    )]
+    Unprintable,
+    /// `doctor` found needed items denied or failing.
+    #[error("doctor: {denied} needed item(s) denied, {unreachable} unreachable or failing")]
+    Doctor {
+        /// Items the policy denies.
+        denied: usize,
+        /// Items unreachable or failing.
+        unreachable: usize,
+    },
+    /// The demo failed.
+    #[error("{0}")]
+    Demo(String),
 }
 
-impl From<PolicyError> for Failure {
-    fn from(e: PolicyError) -> Failure {
-        Failure {
-            code: BAD_CONFIG,
-            message: e.to_string(),
+impl Failure {
+    /// Whether running the same command again may succeed (an endpoint
+    /// down, a port still in use) rather than needing a change.
+    fn is_transient(&self) -> bool {
+        match self {
+            Failure::Token(error) | Failure::Sync(SyncError::Token(error)) => error.is_transient(),
+            Failure::Listen(error) => error.is_transient(),
+            Failure::Gateway(error) => error.is_transient(),
+            Failure::ListenAddress(error) => error.is_transient(),
+            Failure::Serve { .. } => true,
+            _ => false,
         }
     }
-}
 
-impl From<Error> for Failure {
-    fn from(e: Error) -> Failure {
-        let code = match e {
-            Error::InvalidConfig { .. } => BAD_CONFIG,
-            Error::Denied { .. } => DENIED,
-            _ => NO_TOKEN,
-        };
-        Failure {
-            code,
-            message: e.to_string(),
+    /// The exit code of this failure: the one mapping to [`Exit`].
+    fn exit(&self) -> Exit {
+        match self {
+            Failure::Token(error) | Failure::Sync(SyncError::Token(error)) => match error {
+                Error::InvalidConfig { .. } => Exit::InvalidConfig,
+                Error::Denied { .. } => Exit::Denied,
+                _ => Exit::NoToken,
+            },
+            Failure::Policy(_)
+            | Failure::Profile(_)
+            | Failure::Sync(SyncError::Profile(_))
+            | Failure::Gateway(_) => Exit::InvalidConfig,
+            Failure::ListenAddress(_) | Failure::Listen(_) => Exit::Usage,
+            Failure::Serve { .. } | Failure::Signals(_) | Failure::Unprintable => Exit::NoToken,
+            Failure::Doctor { denied, .. } if *denied > 0 => Exit::Denied,
+            Failure::Doctor { .. } => Exit::NoToken,
+            Failure::Demo(_) => Exit::DemoFailed,
         }
     }
 }
@@ -271,10 +340,13 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Success.into(),
         Err(failure) => {
-            eprintln!("wif-host: {}", failure.message);
-            ExitCode::from(failure.code)
+            eprintln!("wif-host: {failure}");
+            if failure.is_transient() {
+                eprintln!("wif-host: note: this failure may pass when retried");
+            }
+            failure.exit().into()
         }
     }
 }
@@ -336,17 +408,13 @@ fn token(args: &TokenArgs) -> Result<(), Failure> {
                 None
             }
         });
-    if let Some(token) = cached.filter(|t| now < spread.serve_until(t)) {
+    if let Some(token) = cached.filter(|t| spread.serves(t, now)) {
         tracing::debug!("token served from the token cache");
         return print_token(&token, args.format);
     }
     let mut builder = builder(cache_dir.as_deref()).refresh_spread(spread);
     if let Some(cache) = &cache {
-        let origin = match &given {
-            Some(_) => PolicyOrigin::Given,
-            None => PolicyOrigin::Derived,
-        };
-        builder = builder.token_cache(cache.dir().to_path_buf(), origin);
+        builder = builder.token_cache(cache.dir().to_path_buf(), in_effect.origin());
     }
     if let Some(path) = &args.component {
         builder = builder.component_file(path)?;
@@ -391,10 +459,7 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
         sync::refresh_once(&provider, &auth, &writer, false)?;
         return Ok(());
     }
-    let stop = Stop::on_signals().map_err(|e| Failure {
-        code: NO_TOKEN,
-        message: format!("cannot watch for SIGTERM and SIGINT: {e}"),
-    })?;
+    let stop = Stop::on_signals().map_err(Failure::Signals)?;
     eprintln!(
         "wif-host: sync: keeping {} fresh",
         writer.credentials_path().display()
@@ -404,19 +469,15 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
 }
 
 fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
-    let usage = |message| Failure { code: 2, message };
-    let listen = Listen::parse(&args.listen).map_err(usage)?;
+    let listen = Listen::parse(&args.listen)?;
     let located = args.config.load()?;
     let config = located.json();
     let upstream = Gateway::upstream_of(&config);
-    listen.refuse_loop(&upstream).map_err(usage)?;
+    listen.refuse_loop(&upstream)?;
     // Watched before the socket exists, so that a signal never leaves it
     // behind.
-    let stop = Stop::on_signals().map_err(|e| Failure {
-        code: NO_TOKEN,
-        message: format!("cannot watch for SIGTERM and SIGINT: {e}"),
-    })?;
-    let listener = Listener::bind(&listen).map_err(|e| usage(e.to_string()))?;
+    let stop = Stop::on_signals().map_err(Failure::Signals)?;
+    let listener = Listener::bind(&listen)?;
     let inspector = builder(user_cache().as_deref()).build()?;
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
@@ -426,16 +487,13 @@ fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
     provider
         .requirements(&config)
         .map_err(|e| in_file(&located, e))?;
-    let gateway = Gateway::new(provider, config, &upstream).map_err(|message| Failure {
-        code: BAD_CONFIG,
-        message: format!("proxy: {message}"),
-    })?;
+    let gateway = Gateway::new(provider, config, &upstream)?;
     eprintln!("wif-host: proxy: forwarding {listen} /v1/* to {upstream}");
     let cut = Arc::new(gateway)
         .serve(listener, stop, SHUTDOWN_GRACE)
-        .map_err(|e| Failure {
-            code: NO_TOKEN,
-            message: format!("proxy on {listen}: {e}"),
+        .map_err(|source| Failure::Serve {
+            listen: listen.clone(),
+            source,
         })?;
     if cut == 0 {
         eprintln!("wif-host: proxy: stopped");
@@ -456,12 +514,7 @@ fn check_printable(token: &AccessToken) -> Result<(), Failure> {
     if token.is_b64token() {
         Ok(())
     } else {
-        Err(Failure {
-            code: NO_TOKEN,
-            message: "the access token has characters outside the RFC 6750 token alphabet; \
-                      it is neither printed nor cached"
-                .into(),
-        })
+        Err(Failure::Unprintable)
     }
 }
 

@@ -28,6 +28,7 @@ pub const ACTIVE_CONFIG_FILE: &str = "active_config";
 
 /// Why a profile cannot be used, read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProfileError {
     /// A profile name the SDKs would refuse.
     #[error("{origin} {name:?} is not a valid profile name: it {problem}")]

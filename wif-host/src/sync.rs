@@ -24,6 +24,7 @@ pub const MAX_RETRY_SECS: u64 = 30;
 
 /// Why a sync step failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SyncError {
     /// No token could be obtained.
     #[error(transparent)]

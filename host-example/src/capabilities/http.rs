@@ -33,7 +33,9 @@ pub(super) fn fetch(
         .route(&origin)
         .map_err(|e| CapError::Failed(e.to_string()))?;
     tracing::debug!(%origin, ?route, "http-fetch route");
-    let agent = client.agent(&route).map_err(CapError::Failed)?;
+    let agent = client
+        .agent(&route)
+        .map_err(|e| CapError::Failed(e.to_string()))?;
     let response = match request.method.as_str() {
         "GET" => with_headers(agent.get(url.as_str()), &request.headers).call(),
         "POST" => with_headers(agent.post(url.as_str()), &request.headers).send(&request.body[..]),
@@ -69,30 +71,12 @@ pub(super) fn fetch(
     })
 }
 
-/// The request headers that the HTTP client sets from the URL and the
-/// request: one from a component would send the request to another virtual
-/// host (`Host`), smuggle or stall it (`Content-Length`,
-/// `Transfer-Encoding`, `Expect`) or speak to a proxy (`Proxy-*`). Compared
-/// without regard to case. The component's config validation refuses the
-/// same names; this is the host's own check, for every component.
-const TRANSPORT_HEADERS: [&str; 9] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "te",
-    "trailer",
-    "expect",
-    "keep-alive",
-];
-
 /// Refuses, before any connection, a header the client sets itself, a name
 /// that is not an RFC 7230 token and a value with a line break or NUL.
 fn check_headers(headers: &[Header]) -> Result<(), CapError> {
     for header in headers {
         let name = header.name.to_ascii_lowercase();
-        if TRANSPORT_HEADERS.contains(&name.as_str()) || name.starts_with("proxy-") {
+        if crate::net::headers::is_set_by_client(&name) {
             return Err(CapError::Denied(format!(
                 "header {} is set by the HTTP client and cannot be given by a component",
                 printable(&header.name)

@@ -175,6 +175,12 @@ fn a_single_provider_with_auth_needs_no_model() {
     );
 }
 
+/// The JSON text of the `auth` block of the file at `path`, read as the
+/// CLI reads it.
+fn load_auth(path: &Path, model: Option<&str>) -> Result<String, ConfigFileError> {
+    resolve(Some(path), model, |_| None).map(|located| located.json())
+}
+
 #[test]
 fn a_config_file_is_read_as_yaml_or_json() {
     let dir = tempfile::tempdir().unwrap();

@@ -109,6 +109,31 @@ pub(crate) fn unwrap_rustls(error: std::io::Error) -> ureq::Error {
     }
 }
 
+/// Whether an I/O failure of this kind may pass on a retry: a timeout, an
+/// interruption, a peer or network that refused or dropped the connection,
+/// an address still in use. Anything else (a missing file, a permission, an
+/// invalid input) needs a change first.
+pub fn is_transient_io(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::TimedOut
+            | ErrorKind::WouldBlock
+            | ErrorKind::Interrupted
+            | ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::NotConnected
+            | ErrorKind::BrokenPipe
+            | ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable
+            | ErrorKind::NetworkDown
+            | ErrorKind::AddrInUse
+            | ErrorKind::AddrNotAvailable
+            | ErrorKind::ResourceBusy
+            | ErrorKind::UnexpectedEof
+    )
+}
+
 /// Explains a failed request to `origin`, sent by `route`.
 pub fn explain(
     error: &ureq::Error,

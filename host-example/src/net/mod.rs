@@ -1,9 +1,11 @@
 //! The host's network: whom it trusts ([`tls`]), which proxy a request
-//! takes ([`proxy`]), and what a failure means ([`errors`]). [`HttpClient`]
+//! takes ([`proxy`]), which headers are the client's own ([`headers`]), and
+//! what a failure means ([`errors`]). [`HttpClient`]
 //! puts them together for the `http-fetch` capability and `doctor`.
 
 mod connector;
 pub mod errors;
+pub mod headers;
 pub mod proxy;
 pub mod tls;
 
@@ -84,7 +86,7 @@ impl HttpClient {
 
     /// The agent that sends requests by `route`, each within the policy's
     /// timeout.
-    pub fn agent(&self, route: &Route) -> Result<ureq::Agent, String> {
+    pub fn agent(&self, route: &Route) -> Result<ureq::Agent, ClientError> {
         let key = route_proxy(route).map(ProxyUrl::expose);
         let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(agent) = agents.get(&key) {
@@ -105,7 +107,7 @@ impl HttpClient {
         route: &Route,
         connect: Duration,
         idle: Duration,
-    ) -> Result<ureq::Agent, String> {
+    ) -> Result<ureq::Agent, ClientError> {
         self.agent_with(route, |config| {
             config
                 .accept_encoding(ureq::config::AutoHeaderValue::None)
@@ -122,10 +124,15 @@ impl HttpClient {
         &self,
         route: &Route,
         configure: impl FnOnce(AgentConfig) -> AgentConfig,
-    ) -> Result<ureq::Agent, String> {
+    ) -> Result<ureq::Agent, ClientError> {
         let proxy = route_proxy(route);
         let ureq_proxy = proxy
-            .map(|p| ureq::Proxy::new(&p.expose()).map_err(|_| format!("proxy {p} is not usable")))
+            .map(|p| {
+                ureq::Proxy::new(&p.expose()).map_err(|source| ClientError::UnusableProxy {
+                    proxy: p.clone(),
+                    source: Box::new(source),
+                })
+            })
             .transpose()?;
         let config = configure(
             ureq::Agent::config_builder()
@@ -144,6 +151,31 @@ impl HttpClient {
             )
         });
         Ok(connector::agent(config, self.tls.clone(), https_proxy))
+    }
+}
+
+/// Why no HTTP agent could be made for a route.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The HTTP client does not take the proxy URL (shown without its
+    /// credentials).
+    #[error("proxy {proxy} is not usable")]
+    UnusableProxy {
+        /// The proxy.
+        proxy: ProxyUrl,
+        /// The HTTP client's refusal.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+}
+
+impl ClientError {
+    /// Whether a retry may help: never, the proxy URL is configuration.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::UnusableProxy { .. } => false,
+        }
     }
 }
 

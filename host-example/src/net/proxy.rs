@@ -3,13 +3,15 @@
 //! For `https` URLs `https_proxy` then `HTTPS_PROXY`; for `http` URLs
 //! `http_proxy` only (never `HTTP_PROXY`, which a CGI server sets from a
 //! request header); then `all_proxy`, `ALL_PROXY`. `no_proxy` (or
-//! `NO_PROXY`) lists destinations reached directly. Loopback and link-local
-//! destinations (metadata endpoints) are never proxied. The policy decides
-//! whether the environment is read at all (`[http] proxy`).
+//! `NO_PROXY`) lists destinations reached directly. Local destinations
+//! (loopback and link-local, as [`crate::local_host`] says) are never
+//! proxied. The policy decides whether the environment is read at all
+//! (`[http] proxy`).
 
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::local_host;
 use crate::origin::Origin;
 
 /// A proxy URL. Its credentials are never displayed: [`fmt::Display`] and
@@ -25,28 +27,24 @@ pub const PROXY_SCHEMES: [&str; 4] = ["http", "https", "socks5", "socks5h"];
 impl ProxyUrl {
     /// Parses a proxy URL. A URL without a scheme is `http://`, as curl
     /// reads it. The error never quotes the URL (it can hold a password).
-    pub fn parse(text: &str) -> Result<ProxyUrl, String> {
+    pub fn parse(text: &str) -> Result<ProxyUrl, ProxyUrlError> {
         let text = text.trim();
         let with_scheme = if text.contains("://") {
             text.to_string()
         } else {
             format!("http://{text}")
         };
-        let url =
-            url::Url::parse(&with_scheme).map_err(|e| format!("is not a valid proxy URL ({e})"))?;
+        let url = url::Url::parse(&with_scheme).map_err(ProxyUrlError::Invalid)?;
         if !PROXY_SCHEMES.contains(&url.scheme()) {
-            return Err(format!(
-                "has scheme `{}`; a proxy is `http://`, `https://`, `socks5://` or `socks5h://`",
-                url.scheme()
-            ));
+            return Err(ProxyUrlError::Scheme {
+                scheme: url.scheme().to_string(),
+            });
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err("has no host; write e.g. `http://proxy.example.com:3128`".into());
+            return Err(ProxyUrlError::NoHost);
         }
         if (url.path() != "/" && !url.path().is_empty()) || url.query().is_some() {
-            return Err(
-                "has a path or query; a proxy is `scheme://[user:password@]host:port`".into(),
-            );
+            return Err(ProxyUrlError::PathOrQuery);
         }
         Ok(ProxyUrl { url })
     }
@@ -103,6 +101,36 @@ impl ProxyUrl {
             let _ = url.set_port(Some(self.port()));
         }
         url.as_str().trim_end_matches('/').to_string()
+    }
+}
+
+/// Why a text is not a proxy URL. The message is the predicate of a
+/// sentence whose subject (the variable or the policy key) the caller
+/// names; it never quotes the URL, which can hold a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyUrlError {
+    /// The URL parser refuses it.
+    #[error("is not a valid proxy URL ({0})")]
+    Invalid(#[source] url::ParseError),
+    /// A scheme other than [`PROXY_SCHEMES`].
+    #[error("has scheme `{scheme}`; a proxy is `http://`, `https://`, `socks5://` or `socks5h://`")]
+    Scheme {
+        /// The scheme given.
+        scheme: String,
+    },
+    /// No host.
+    #[error("has no host; write e.g. `http://proxy.example.com:3128`")]
+    NoHost,
+    /// A path or a query after the host.
+    #[error("has a path or query; a proxy is `scheme://[user:password@]host:port`")]
+    PathOrQuery,
+}
+
+impl ProxyUrlError {
+    /// Whether a retry may help: never, a proxy URL is configuration.
+    pub fn is_transient(&self) -> bool {
+        false
     }
 }
 
@@ -205,12 +233,21 @@ pub enum Route {
 /// Why a route could not be chosen: a proxy variable is not a valid proxy
 /// URL. Names the variable, never its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("proxy variable {variable} {problem}")]
 pub struct RouteError {
     /// The variable.
     pub variable: &'static str,
     /// What is wrong.
-    pub problem: String,
+    #[source]
+    pub problem: ProxyUrlError,
+}
+
+impl RouteError {
+    /// Whether a retry may help: never, the variable must be fixed.
+    pub fn is_transient(&self) -> bool {
+        self.problem.is_transient()
+    }
 }
 
 /// Chooses the route to `destination` under `setting`, with the
@@ -220,7 +257,7 @@ pub fn select(
     env: &ProxyEnv,
     destination: &Origin,
 ) -> Result<Route, RouteError> {
-    if is_local(&destination.host) {
+    if local_host::is_local(&destination.host) {
         return Ok(Route::Direct(
             "loopback and link-local destinations are never proxied".into(),
         ));
@@ -261,25 +298,6 @@ fn from_env(env: &ProxyEnv, destination: &Origin) -> Result<Route, RouteError> {
         proxy,
         source: variable,
     })
-}
-
-/// Whether `host` (as a URL serializes it) is loopback or link-local.
-pub fn is_local(host: &str) -> bool {
-    let host = host.to_ascii_lowercase();
-    if host == "localhost" || host.ends_with(".localhost") {
-        return true;
-    }
-    match parse_ip(&host) {
-        Some(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local(),
-        Some(IpAddr::V6(ip)) => {
-            ip.is_loopback()
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || ip
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_link_local())
-        }
-        None => false,
-    }
 }
 
 fn parse_ip(host: &str) -> Option<IpAddr> {

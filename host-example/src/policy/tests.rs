@@ -89,6 +89,25 @@ fn origins_are_normalized() {
 }
 
 #[test]
+fn plain_http_is_granted_to_local_hosts_only() {
+    for local in [
+        "http://app.localhost:8080",
+        "http://[::ffff:127.0.0.1]:8080",
+        "http://[::ffff:169.254.169.254]",
+    ] {
+        let toml = format!("[http]\nallow_origins = [\"{local}\"]");
+        assert!(Policy::from_toml(&toml).is_ok(), "{local}");
+    }
+    for remote in ["http://localhost.example.com", "http://[::ffff:10.0.0.1]"] {
+        invalid_at(
+            &format!("[http]\nallow_origins = [\"{remote}\"]"),
+            "http.allow_origins[0]",
+            "uses plain http",
+        );
+    }
+}
+
+#[test]
 fn files_must_be_absolute_without_dotdot() {
     invalid_at(
         "[files]\nallow = [\"token\"]",

@@ -19,6 +19,53 @@ fn no_env(_: &str) -> Option<String> {
 
 const DERIVED: PolicyInEffect = PolicyInEffect::Derived;
 
+/// The writes, removals and locks of the tests, made through
+/// [`TokenCache::entry`] as the provider makes them.
+trait ThroughEntry {
+    fn store(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        variables: &[String],
+        env: impl Fn(&str) -> Option<String>,
+        token: &AccessToken,
+    ) -> Result<(), PrivateDirError>;
+    fn remove(&self, config_json: &str, policy: PolicyInEffect) -> Result<(), PrivateDirError>;
+    fn lock(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        wait: std::time::Duration,
+    ) -> Result<Option<EntryLock>, PrivateDirError>;
+}
+
+impl ThroughEntry for TokenCache {
+    fn store(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        variables: &[String],
+        env: impl Fn(&str) -> Option<String>,
+        token: &AccessToken,
+    ) -> Result<(), PrivateDirError> {
+        self.entry(config_json, policy)?
+            .store(variables, env, token)
+    }
+
+    fn remove(&self, config_json: &str, policy: PolicyInEffect) -> Result<(), PrivateDirError> {
+        self.entry(config_json, policy)?.remove()
+    }
+
+    fn lock(
+        &self,
+        config_json: &str,
+        policy: PolicyInEffect,
+        wait: std::time::Duration,
+    ) -> Result<Option<EntryLock>, PrivateDirError> {
+        self.entry(config_json, policy)?.lock(wait)
+    }
+}
+
 #[test]
 fn a_token_round_trips_per_config() {
     let dir = tempfile::tempdir().unwrap();

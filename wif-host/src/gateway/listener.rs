@@ -20,21 +20,21 @@ pub enum Listen {
 impl Listen {
     /// Parses `127.0.0.1:PORT`, `[::1]:PORT` or `unix:PATH`; any
     /// non-loopback address is refused.
-    pub fn parse(text: &str) -> Result<Listen, String> {
+    pub fn parse(text: &str) -> Result<Listen, ListenAddressError> {
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err("--listen unix: needs a socket path".into());
+                return Err(ListenAddressError::NoSocketPath);
             }
             return Ok(Listen::Unix(PathBuf::from(path)));
         }
-        let address: SocketAddr = text
-            .parse()
-            .map_err(|_| format!("--listen {text:?} is neither IP:PORT nor unix:PATH"))?;
+        let address: SocketAddr =
+            text.parse()
+                .map_err(|source| ListenAddressError::Unparsable {
+                    text: text.to_string(),
+                    source,
+                })?;
         if !address.ip().is_loopback() {
-            return Err(format!(
-                "--listen {address} is not a loopback address: the gateway hands out credentials, so it \
-                 listens only on 127.0.0.1, ::1 or a Unix socket"
-            ));
+            return Err(ListenAddressError::NotLoopback { address });
         }
         Ok(Listen::Tcp(address))
     }
@@ -42,9 +42,10 @@ impl Listen {
     /// Refuses an `upstream` that is this address: the gateway would
     /// forward every request to itself. The upstream's host counts as this
     /// address when it is the same IP (an IPv4-mapped IPv6 address
-    /// included) or `localhost`, and the ports match (the scheme's default
+    /// included) or a loopback name (`localhost`, `*.localhost`: see
+    /// [`anthropic_wif_host::local_host::is_loopback_name`]), and the ports match (the scheme's default
     /// port when the URL names none). Names are not resolved.
-    pub fn refuse_loop(&self, upstream: &str) -> Result<(), String> {
+    pub fn refuse_loop(&self, upstream: &str) -> Result<(), ListenAddressError> {
         let Listen::Tcp(address) = self else {
             return Ok(());
         };
@@ -54,18 +55,14 @@ impl Listen {
         let same_host = match url.host() {
             Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).to_canonical() == address.ip(),
             Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).to_canonical() == address.ip(),
-            Some(url::Host::Domain(name)) => {
-                let name = name.trim_end_matches('.').to_ascii_lowercase();
-                name == "localhost" || name.ends_with(".localhost")
-            }
+            Some(url::Host::Domain(name)) => anthropic_wif_host::local_host::is_loopback_name(name),
             None => false,
         };
         if same_host && url.port_or_known_default() == Some(address.port()) {
-            return Err(format!(
-                "the config's base_url {upstream} is the gateway's own --listen address {address}: \
-                 every request would be forwarded back to the gateway; set base_url to the API the \
-                 gateway forwards to, or listen elsewhere"
-            ));
+            return Err(ListenAddressError::Loop {
+                upstream: upstream.to_string(),
+                address: *address,
+            });
         }
         Ok(())
     }
@@ -80,8 +77,56 @@ impl std::fmt::Display for Listen {
     }
 }
 
+/// Why a `--listen` address is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListenAddressError {
+    /// `unix:` without a path.
+    #[error("--listen unix: needs a socket path")]
+    NoSocketPath,
+    /// Neither `IP:PORT` nor `unix:PATH`.
+    #[error("--listen {text:?} is neither IP:PORT nor unix:PATH")]
+    Unparsable {
+        /// The address as given.
+        text: String,
+        /// Why it is not `IP:PORT`.
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// An IP address that is not loopback.
+    #[error(
+        "--listen {address} is not a loopback address: the gateway hands out credentials, so it \
+         listens only on 127.0.0.1, ::1 or a Unix socket"
+    )]
+    NotLoopback {
+        /// The address.
+        address: SocketAddr,
+    },
+    /// The upstream is the listen address itself ([`Listen::refuse_loop`]).
+    #[error(
+        "the config's base_url {upstream} is the gateway's own --listen address {address}: \
+         every request would be forwarded back to the gateway; set base_url to the API the \
+         gateway forwards to, or listen elsewhere"
+    )]
+    Loop {
+        /// The config's base URL.
+        upstream: String,
+        /// The listen address.
+        address: SocketAddr,
+    },
+}
+
+impl ListenAddressError {
+    /// Whether a retry may help: never, the command line or the config
+    /// must change.
+    pub fn is_transient(&self) -> bool {
+        false
+    }
+}
+
 /// Why the gateway cannot listen.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ListenError {
     /// Something that is not a socket is at the socket path.
     #[error("cannot listen on unix:{}: it exists and is not a socket; refusing to replace it", path.display())]
@@ -103,6 +148,23 @@ pub enum ListenError {
         /// The failure.
         source: io::Error,
     },
+}
+
+impl ListenError {
+    /// Whether a retry may help: when binding failed for a passing reason
+    /// (the address still in use, an interruption; see
+    /// [`anthropic_wif_host::net::errors::is_transient_io`]), or another process
+    /// listens on the socket, which may be ending. A file that is not a
+    /// socket stays until someone removes it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ListenError::NotASocket { .. } => false,
+            ListenError::InUse { .. } => true,
+            ListenError::Io { source, .. } => {
+                anthropic_wif_host::net::errors::is_transient_io(source.kind())
+            }
+        }
+    }
 }
 
 /// A bound listening socket. Dropping it stops accepting and, for a Unix

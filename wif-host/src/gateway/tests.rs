@@ -27,6 +27,7 @@ fn only_loopback_and_unix_sockets_are_accepted() {
     assert!(
         Listen::parse("0.0.0.0:1")
             .unwrap_err()
+            .to_string()
             .contains("not a loopback")
     );
 }
@@ -177,7 +178,7 @@ fn a_base_url_at_the_listen_address_is_a_loop() {
         "http://[::ffff:127.0.0.1]:8787",
         "http://127.1:8787",
     ] {
-        let refusal = tcp.refuse_loop(looping).unwrap_err();
+        let refusal = tcp.refuse_loop(looping).unwrap_err().to_string();
         assert!(refusal.contains(looping), "{refusal}");
         assert!(refusal.contains("127.0.0.1:8787"), "{refusal}");
     }
@@ -281,4 +282,36 @@ fn waiting_for_in_flight_connections_ends_when_the_last_ends() {
     let ending = std::thread::spawn(move || drop(second));
     assert_eq!(in_flight.wait_idle(Duration::from_secs(600)), 0);
     ending.join().unwrap();
+}
+
+#[test]
+fn listen_errors_say_whether_a_retry_may_help() {
+    assert!(!Listen::parse("0.0.0.0:1").unwrap_err().is_transient());
+    let tcp = Listen::parse("127.0.0.1:8787").unwrap();
+    assert!(
+        !tcp.refuse_loop("http://localhost:8787")
+            .unwrap_err()
+            .is_transient()
+    );
+    let bind = |kind| ListenError::Io {
+        listen: tcp.clone(),
+        source: io::Error::from(kind),
+    };
+    assert!(bind(io::ErrorKind::AddrInUse).is_transient());
+    assert!(!bind(io::ErrorKind::PermissionDenied).is_transient());
+    assert!(
+        !ListenError::NotASocket {
+            path: "/run/wif.sock".into()
+        }
+        .is_transient()
+    );
+}
+
+#[test]
+fn a_gateway_to_a_non_http_upstream_is_a_permanent_error() {
+    let error = GatewayError::Upstream {
+        upstream: "ftp://example.com".into(),
+    };
+    assert!(!error.is_transient());
+    assert!(error.to_string().contains("ftp://example.com"), "{error}");
 }

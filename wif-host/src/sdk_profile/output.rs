@@ -263,6 +263,7 @@ fn ensure_dir(dir: &Path, mode: u32) -> Result<(), ProfileError> {
             anthropic_wif_host::private_dir::PrivateDirError::Unsafe { path, problem } => {
                 ProfileError::invalid(&path, format!("{problem}; refusing to write there"))
             }
+            other => ProfileError::invalid(dir, format!("{other}; refusing to write there")),
         })
 }
 

@@ -81,11 +81,19 @@ fn every_example_policy_grants_what_its_config_and_walkthrough_model_require() {
         [
             (
                 name,
-                anthropic_wif_host::config_file::load_auth(&dir.join("auth.yaml"), None).unwrap(),
+                anthropic_wif_host::config_file::resolve(
+                    Some(&dir.join("auth.yaml")),
+                    None,
+                    |_| None,
+                )
+                .unwrap()
+                .json(),
             ),
             (
                 name,
-                anthropic_wif_host::config_file::load_auth(&walkthrough, Some(name)).unwrap(),
+                anthropic_wif_host::config_file::resolve(Some(&walkthrough), Some(name), |_| None)
+                    .unwrap()
+                    .json(),
             ),
         ]
     });

@@ -86,7 +86,9 @@ fn token_of(output: &Output) -> String {
 }
 
 fn token_file(setup: &Setup) -> PathBuf {
-    let config = anthropic_wif_host::config_file::load_auth(&setup.config, None).unwrap();
+    let config = anthropic_wif_host::config_file::resolve(Some(&setup.config), None, |_| None)
+        .unwrap()
+        .json();
     TokenCache::new(setup.cache_home.join("anthropic-wif/tokens"))
         .path_for(&config, PolicyInEffect::Derived)
 }

@@ -1,6 +1,7 @@
+use std::io::ErrorKind;
 use std::time::Duration;
 
-use super::{FailureKind, explain};
+use super::{FailureKind, explain, is_transient_io};
 use crate::net::proxy::{ProxyUrl, Route};
 use crate::origin::Origin;
 
@@ -70,4 +71,26 @@ fn a_lookup_out_of_time_is_a_dns_timeout_naming_the_host_or_the_proxy() {
         through_proxy.message
     );
     assert!(!through_proxy.message.contains("s3cret"));
+}
+
+#[test]
+fn passing_io_failures_are_transient_and_others_permanent() {
+    for kind in [
+        ErrorKind::TimedOut,
+        ErrorKind::ConnectionRefused,
+        ErrorKind::ConnectionReset,
+        ErrorKind::AddrInUse,
+        ErrorKind::Interrupted,
+    ] {
+        assert!(is_transient_io(kind), "{kind}");
+    }
+    for kind in [
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::InvalidInput,
+        ErrorKind::InvalidData,
+        ErrorKind::AlreadyExists,
+    ] {
+        assert!(!is_transient_io(kind), "{kind}");
+    }
 }

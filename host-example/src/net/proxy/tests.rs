@@ -79,6 +79,8 @@ fn loopback_and_link_local_are_never_proxied() {
         "http://169.254.169.254",
         "http://[fe80::1]",
         "https://app.localhost",
+        "http://[::ffff:127.0.0.1]:8080",
+        "http://[::ffff:169.254.169.254]",
     ] {
         assert_eq!(proxied_by(&ProxySetting::Env, &all, url), None, "{url}");
         assert_eq!(proxied_by(&pinned, &all, url), None, "{url}");
@@ -172,10 +174,15 @@ fn proxy_urls_parse_as_curl_reads_them() {
     assert!(
         ProxyUrl::parse("socks4://proxy.corp")
             .unwrap_err()
+            .to_string()
             .contains("socks5h")
     );
-    assert!(ProxyUrl::parse("http://proxy.corp/path").is_err());
+    assert_eq!(
+        ProxyUrl::parse("http://proxy.corp/path"),
+        Err(ProxyUrlError::PathOrQuery)
+    );
     assert!(ProxyUrl::parse("http://").is_err());
+    assert!(ProxyUrl::parse("http://").is_err_and(|e| !e.is_transient()));
 }
 
 #[test]
