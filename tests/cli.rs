@@ -528,7 +528,6 @@ fn version_names_the_embedded_component_by_its_sha256() {
 /// `wif-host check --config PATH` (or `token --config ok --policy PATH`)
 /// refuses a local input that is not a small regular file before reading it
 /// whole, naming the file and why.
-#[cfg(unix)]
 #[test]
 fn config_and_policy_files_must_be_small_regular_files() {
     let files = Files::new();

@@ -5,8 +5,6 @@
 //! The only timing asserted is a generous bound that tells a call that
 //! returned at its timeout from one that waited for a 30 s grandchild.
 
-#![cfg(unix)]
-
 mod common;
 
 use std::os::unix::process::CommandExt;

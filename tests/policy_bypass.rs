@@ -651,7 +651,6 @@ impl Tree {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn path_tricks() {
     use std::os::unix::fs::symlink;

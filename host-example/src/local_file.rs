@@ -59,7 +59,6 @@ pub fn read_bytes(path: &Path, cap: u64) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
-#[cfg(unix)]
 fn open_nonblocking(path: &Path) -> Result<File, Error> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -68,28 +67,20 @@ fn open_nonblocking(path: &Path) -> Result<File, Error> {
         .open(path)
 }
 
-#[cfg(not(unix))]
-fn open_nonblocking(path: &Path) -> Result<File, Error> {
-    File::open(path)
-}
-
 /// What a non-regular file is, in words.
 fn describe(kind: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if kind.is_char_device() {
-            return "a character device";
-        }
-        if kind.is_block_device() {
-            return "a block device";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        return "a FIFO (named pipe)";
+    }
+    if kind.is_char_device() {
+        return "a character device";
+    }
+    if kind.is_block_device() {
+        return "a block device";
+    }
+    if kind.is_socket() {
+        return "a socket";
     }
     if kind.is_dir() {
         "a directory"

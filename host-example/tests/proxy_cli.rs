@@ -455,7 +455,6 @@ fn the_official_sdk_streams_through_the_proxy_as_the_upstream_sends() {
     assert_eq!(seen[0]["stream"], true);
 }
 
-#[cfg(unix)]
 #[test]
 fn the_gateway_serves_a_unix_socket() {
     let api = StandIn::start(Api::Echo);
@@ -483,7 +482,6 @@ fn the_gateway_serves_a_unix_socket() {
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Connects to the gateway's socket once it listens there.
-#[cfg(unix)]
 fn connect_unix(socket: &Path) -> std::os::unix::net::UnixStream {
     let start = Instant::now();
     loop {
@@ -520,7 +518,6 @@ fn read_chunk(reader: &mut impl BufRead) -> String {
     String::from_utf8(chunk[..size].to_vec()).unwrap()
 }
 
-#[cfg(unix)]
 #[test]
 fn sigterm_lets_the_request_in_flight_finish_removes_the_socket_and_exits_0() {
     let api = StandIn::start(Api::GatedEvents(&[
@@ -573,7 +570,6 @@ fn sigterm_lets_the_request_in_flight_finish_removes_the_socket_and_exits_0() {
     assert!(!socket.exists());
 }
 
-#[cfg(unix)]
 #[test]
 fn a_stale_socket_is_replaced_while_a_live_one_or_another_file_is_refused() {
     use std::os::unix::net::UnixListener;

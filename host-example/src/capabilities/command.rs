@@ -9,11 +9,9 @@
 //! still the child's own — and the pipes are closed, so that nothing the
 //! command started can hold the call past its deadline.
 
-#[cfg(unix)]
 mod exit_watch;
-#[cfg(unix)]
 mod output;
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests;
 
 use std::process::{Command, Stdio};
@@ -71,7 +69,6 @@ pub(super) fn run(
 
 /// Spawns `command` as the leader of a new process group and collects its
 /// output and exit status.
-#[cfg(unix)]
 fn execute(
     mut command: Command,
     program: &str,
@@ -173,19 +170,4 @@ fn execute(
         stdout: printed.stdout,
         stderr: printed.stderr,
     })
-}
-
-/// Commands need a Unix host: the deadline and the group kill are built on
-/// `poll`, process groups and `waitid`.
-#[cfg(not(unix))]
-fn execute(
-    _command: Command,
-    _program: &str,
-    shown: &str,
-    _timeout: Duration,
-    _cap: u64,
-) -> Result<CommandOutput, CapError> {
-    Err(CapError::Failed(format!(
-        "command {shown} was not run: commands are supported on Unix hosts only"
-    )))
 }

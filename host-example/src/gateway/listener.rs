@@ -110,19 +110,16 @@ pub enum ListenError {
 /// replaced it since).
 pub struct Listener {
     socket: Socket,
-    #[cfg(unix)]
     created: Option<CreatedSocket>,
 }
 
 enum Socket {
     Tcp(TcpListener),
-    #[cfg(unix)]
     Unix(std::os::unix::net::UnixListener),
 }
 
 /// The socket file a listener created, told apart from a later one at the
 /// same path by its device and inode.
-#[cfg(unix)]
 struct CreatedSocket {
     path: PathBuf,
     device: u64,
@@ -141,17 +138,14 @@ impl Listener {
         match listen {
             Listen::Tcp(address) => {
                 let socket = TcpListener::bind(address).map_err(failed)?;
-                // Accepting follows poll (on Unix): a connection gone in
+                // Accepting follows poll: a connection gone in
                 // between must not block the loop.
-                #[cfg(unix)]
                 socket.set_nonblocking(true).map_err(failed)?;
                 Ok(Listener {
                     socket: Socket::Tcp(socket),
-                    #[cfg(unix)]
                     created: None,
                 })
             }
-            #[cfg(unix)]
             Listen::Unix(path) => {
                 use std::os::unix::fs::MetadataExt;
                 remove_stale_socket(path, listen)?;
@@ -167,14 +161,11 @@ impl Listener {
                     }),
                 })
             }
-            #[cfg(not(unix))]
-            Listen::Unix(_) => Err(failed(io::Error::other("Unix sockets need a Unix system"))),
         }
     }
 
     /// The next connection, or `None` once `wake` is readable (a byte was
     /// written to its peer, or the peer was closed).
-    #[cfg(unix)]
     pub fn accept_until(
         &self,
         wake: &std::os::unix::net::UnixStream,
@@ -220,9 +211,8 @@ impl Listener {
         }
     }
 
-    /// The next connection: blocking where nothing polls first (not on
-    /// Unix); on Unix, `WouldBlock` when none is waiting. The connection
-    /// itself is blocking.
+    /// The next connection, or `WouldBlock` when none is waiting. The
+    /// connection itself is blocking.
     pub fn accept(&self) -> io::Result<Connection> {
         match &self.socket {
             Socket::Tcp(listener) => {
@@ -231,7 +221,6 @@ impl Listener {
                 let _ = stream.set_nodelay(true);
                 Ok(Connection::Tcp(stream))
             }
-            #[cfg(unix)]
             Socket::Unix(listener) => {
                 let (stream, _) = listener.accept()?;
                 stream.set_nonblocking(false)?;
@@ -244,7 +233,6 @@ impl Listener {
 /// Makes room for a Unix socket at `path`: nothing there is fine; a socket
 /// that refuses connections is stale and removed; anything else is an
 /// error naming the path.
-#[cfg(unix)]
 fn remove_stale_socket(path: &Path, listen: &Listen) -> Result<(), ListenError> {
     use std::os::unix::fs::FileTypeExt;
     let failed = |source| ListenError::Io {
@@ -270,7 +258,6 @@ fn remove_stale_socket(path: &Path, listen: &Listen) -> Result<(), ListenError> 
     }
 }
 
-#[cfg(unix)]
 impl Drop for Listener {
     fn drop(&mut self) {
         use std::os::unix::fs::MetadataExt;
@@ -290,7 +277,6 @@ pub enum Connection {
     /// Over TCP.
     Tcp(TcpStream),
     /// Over a Unix socket.
-    #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
 }
 
@@ -299,7 +285,6 @@ impl Connection {
     pub fn try_clone(&self) -> io::Result<Connection> {
         match self {
             Connection::Tcp(stream) => stream.try_clone().map(Connection::Tcp),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.try_clone().map(Connection::Unix),
         }
     }
@@ -308,7 +293,6 @@ impl Connection {
     pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
         match self {
             Connection::Tcp(stream) => stream.set_read_timeout(Some(timeout)),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.set_read_timeout(Some(timeout)),
         }
     }
@@ -318,7 +302,6 @@ impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Connection::Tcp(stream) => stream.read(buf),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.read(buf),
         }
     }
@@ -328,7 +311,6 @@ impl Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Connection::Tcp(stream) => stream.write(buf),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.write(buf),
         }
     }
@@ -336,7 +318,6 @@ impl Write for Connection {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Connection::Tcp(stream) => stream.flush(),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.flush(),
         }
     }

@@ -53,7 +53,6 @@ fn binary_content_is_refused() {
     assert_eq!(message(read_text(&path)), "it is not valid UTF-8 text");
 }
 
-#[cfg(unix)]
 #[test]
 fn devices_are_refused_without_reading() {
     assert_eq!(
@@ -62,7 +61,6 @@ fn devices_are_refused_without_reading() {
     );
 }
 
-#[cfg(unix)]
 #[test]
 fn a_fifo_without_a_writer_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();

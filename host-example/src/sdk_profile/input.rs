@@ -138,19 +138,14 @@ pub(super) fn read_profile_document(
         ),
         _ => ProfileError::io(path)(source),
     })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o022 != 0 {
-            return Err(ProfileError::invalid(
-                path,
-                format!("is writable by group or others (mode {mode:o}); run `chmod go-w` on it"),
-            ));
-        }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(ProfileError::invalid(
+            path,
+            format!("is writable by group or others (mode {mode:o}); run `chmod go-w` on it"),
+        ));
     }
-    #[cfg(not(unix))]
-    let _ = metadata;
     let text = crate::local_file::read_text(path).map_err(ProfileError::io(path))?;
     let document: Value = serde_json::from_str(&text)
         .map_err(|e| ProfileError::invalid(path, format!("is not valid JSON: {e}")))?;

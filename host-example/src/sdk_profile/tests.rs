@@ -17,11 +17,8 @@ fn write_profile(dir: &Path, name: &str, document: &Value) {
     let path = config_path(dir, name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, document.to_string()).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
 fn federation_profile(rule: &str) -> Value {
@@ -279,7 +276,6 @@ fn profile_shapes_that_cannot_be_honoured_are_refused_with_the_field() {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn a_group_writable_profile_is_refused_as_the_sdks_refuse_it() {
     use std::os::unix::fs::PermissionsExt;
@@ -309,7 +305,6 @@ const AUTH: &str = r#"{"type":"workload_identity_federation","workload_identity_
     "federation_rule_id":"r","organization_id":"org-1","workspace_id":"ws-1",
     "base_url":"http://127.0.0.1:9/","identity_token":{"file":"/t"}}}"#;
 
-#[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::symlink_metadata(path)
@@ -319,7 +314,6 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-#[cfg(unix)]
 #[test]
 fn prepare_writes_a_user_oauth_profile_and_private_folders() {
     let root = tempfile::tempdir().unwrap();
@@ -417,7 +411,6 @@ fn an_existing_contradicting_profile_is_a_clear_error() {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn symlinks_and_open_folders_are_refused() {
     use std::os::unix::fs::PermissionsExt;

@@ -41,7 +41,6 @@ pub fn write_auth_config(dir: &Path, base_url: &str, rule: &str, extra: Value) -
 }
 
 /// Sends `signal` to `child`.
-#[cfg(unix)]
 pub fn signal(child: &Child, signal: libc::c_int) {
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
@@ -49,7 +48,6 @@ pub fn signal(child: &Child, signal: libc::c_int) {
 }
 
 /// Sends SIGTERM to `child` and waits for it to end.
-#[cfg(unix)]
 pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
     signal(child, libc::SIGTERM);
     child.wait().unwrap()
