@@ -98,13 +98,7 @@ fn execute(
         }
         kind => CapError::Failed(format!("command {shown} could not start: {kind}")),
     })?;
-    let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(CapError::Failed(format!(
-            "command {shown} got a process id out of range"
-        )));
-    };
+    let pgid = rustix::process::Pid::from_child(&child);
     let stdout = child.stdout.take().map(OwnedFd::from);
     let stderr = child.stderr.take().map(OwnedFd::from);
     let watch = match ExitWatch::start(pgid) {
@@ -156,7 +150,7 @@ fn execute(
         }
     }
     let status = status.map_err(|e| {
-        if e.raw_os_error() == Some(libc::ECHILD) {
+        if e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error()) {
             CapError::Failed(format!(
                 "the exit status of command {shown} was lost: the system discarded it \
                  (SIGCHLD is ignored) or another part of this process collected it"

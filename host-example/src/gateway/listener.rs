@@ -170,38 +170,22 @@ impl Listener {
         &self,
         wake: &std::os::unix::net::UnixStream,
     ) -> io::Result<Option<Connection>> {
-        use std::os::fd::AsRawFd;
+        use rustix::event::{PollFd, PollFlags};
+        use std::os::fd::AsFd;
         let listening = match &self.socket {
-            Socket::Tcp(listener) => listener.as_raw_fd(),
-            Socket::Unix(listener) => listener.as_raw_fd(),
+            Socket::Tcp(listener) => listener.as_fd(),
+            Socket::Unix(listener) => listener.as_fd(),
         };
         loop {
             let mut fds = [
-                libc::pollfd {
-                    fd: listening,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: wake.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
+                PollFd::from_borrowed_fd(listening, PollFlags::IN),
+                PollFd::from_borrowed_fd(wake.as_fd(), PollFlags::IN),
             ];
-            // SAFETY: `fds` is a valid array of two pollfd for the call's
-            // duration, and both descriptors stay open (borrowed above).
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if ready < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(error);
-            }
-            if fds[1].revents != 0 {
+            rustix::io::retry_on_intr(|| rustix::event::poll(&mut fds, None))?;
+            if !fds[1].revents().is_empty() {
                 return Ok(None);
             }
-            if fds[0].revents != 0 {
+            if !fds[0].revents().is_empty() {
                 match self.accept() {
                     Ok(connection) => return Ok(Some(connection)),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

@@ -65,9 +65,7 @@ fn devices_are_refused_without_reading() {
 fn a_fifo_without_a_writer_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fifo");
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    crate::private_dir::attacks::mkfifo(&path);
     assert_eq!(
         message(read_text(&path)),
         "it is a FIFO (named pipe), not a regular file"
