@@ -42,6 +42,7 @@ fn wif_host_started_with_sigchld_ignored_runs_a_command_source() {
         .stdin(Stdio::null());
     // SAFETY: signal(2) is async-signal-safe, and this runs in the forked
     // child only, before it executes wif-host (which inherits "ignored").
+    // (rustix has no safe `signal`.)
     unsafe {
         command.pre_exec(|| {
             libc::signal(libc::SIGCHLD, libc::SIG_IGN);
@@ -86,15 +87,13 @@ fn a_grandchild_that_escapes_the_group_cannot_hold_the_source_past_the_timeout()
         ))
         .unwrap_err();
     let took = start.elapsed();
-    let escaped: libc::pid_t = std::fs::read_to_string(&pid_file)
+    let escaped: i32 = std::fs::read_to_string(&pid_file)
         .expect("the grandchild wrote its pid")
         .trim()
         .parse()
         .unwrap();
-    // SAFETY: kill(2) touches no memory of this process.
-    unsafe {
-        libc::kill(escaped, libc::SIGKILL);
-    }
+    let escaped = rustix::process::Pid::from_raw(escaped).expect("a positive pid");
+    let _ = rustix::process::kill_process(escaped, rustix::process::Signal::KILL);
 
     let Error::SourceFailed { kind, message, .. } = &error else {
         panic!("expected a source failure, got {error:?}");

@@ -544,7 +544,7 @@ fn sigterm_lets_the_request_in_flight_finish_removes_the_socket_and_exits_0() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(read_chunk(&mut reader).contains(r#"{"n": 1}"#));
 
-    support::signal(&child, libc::SIGTERM);
+    support::signal(&child, rustix::process::Signal::TERM);
     // The gateway stopped accepting once its socket is gone; the stream
     // is still open and gets its last event only now.
     let start = Instant::now();
@@ -597,7 +597,7 @@ fn a_stale_socket_is_replaced_while_a_live_one_or_another_file_is_refused() {
     assert!(said.contains(&listen), "{said}");
     assert!(said.contains("another process is listening"), "{said}");
 
-    support::signal(&proxy.child, libc::SIGINT);
+    support::signal(&proxy.child, rustix::process::Signal::INT);
     let status = proxy.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!socket.exists());

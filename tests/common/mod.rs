@@ -521,24 +521,18 @@ pub fn trickle(stream: &mut TcpStream, bytes: &[u8], every: Duration) {
 
 /// Makes the close of `stream` a reset (RST) instead of an orderly FIN.
 pub fn reset_on_close(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a socket this process owns, with a pointer to a
-    // live `linger` and its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast::<libc::c_void>(),
-            libc::socklen_t::try_from(std::mem::size_of::<libc::linger>())
-                .expect("the size of linger fits"),
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+    rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO))
+        .expect("setsockopt(SO_LINGER)");
+}
+
+/// Makes a FIFO (named pipe) at `path`, with the POSIX `mkfifo` utility
+/// (rustix has no `mkfifo` on every Unix).
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}: {status}", path.display());
 }
 
 /// Every secret in `secrets` that appears in the error's `Display` or
