@@ -4,6 +4,8 @@
 //! exchange for many concurrent callers. The identity file is rotated before
 //! each advisory refresh: an unchanged assertion is not sent there.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use anthropic_wif_host::loopback::{LoopbackServer, Reply, token_endpoint};

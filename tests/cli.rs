@@ -2,6 +2,8 @@
 //! and agent configs, with its exit codes (0 ok, 3 invalid config or policy,
 //! 4 denied, 5 no token) and the token on stdout only.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::ffi::OsStr;

@@ -5,6 +5,8 @@
 //! The only timing asserted is a generous bound that tells a call that
 //! returned at its timeout from one that waited for a 30 s grandchild.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::os::unix::process::CommandExt;
@@ -43,6 +45,7 @@ fn wif_host_started_with_sigchld_ignored_runs_a_command_source() {
     // SAFETY: signal(2) is async-signal-safe, and this runs in the forked
     // child only, before it executes wif-host (which inherits "ignored").
     // (rustix has no safe `signal`.)
+    #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(|| {
             libc::signal(libc::SIGCHLD, libc::SIG_IGN);

@@ -1,6 +1,8 @@
 //! The embedded component itself: its world is exactly the contract, it is
 //! small, and a trap surfaces as an error after which a fresh instance works.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::collections::BTreeSet;

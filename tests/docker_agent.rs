@@ -5,6 +5,8 @@
 //! while the `auth` block is validated. Tokens are minted against loopback
 //! stand-ins; variables are set only in the child's environment.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::ffi::OsStr;

@@ -1,6 +1,8 @@
 //! The token exchange as the loopback token endpoint sees it, and the
 //! hardening of the fetch that carries it (redirects, body cap, timeout).
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use anthropic_wif_host::Error;

@@ -3,6 +3,8 @@
 //! are stopped by the deadline and the memory cap, come back as
 //! `Error::Component`, and the host goes on serving the real component.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::time::Duration;

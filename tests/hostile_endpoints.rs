@@ -8,6 +8,8 @@
 //! The cases form one table per endpoint; the table is printed with the
 //! outcome of each case (`cargo test --test hostile_endpoints -- --nocapture`).
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::net::TcpStream;

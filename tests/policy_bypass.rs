@@ -14,6 +14,8 @@
 //! validation, so that both sides always name the same origin. The tables are printed
 //! (`cargo test --test policy_bypass -- --nocapture`).
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::fmt;

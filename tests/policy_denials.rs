@@ -2,6 +2,8 @@
 //! with `Error::Denied`, naming the capability and the refused item, before
 //! any I/O happens; the CLI exits 4.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use anthropic_wif_host::Error;

@@ -9,6 +9,8 @@
 //! once the endpoint or the source is back — in the mandatory window, after
 //! expiry, and within the advisory window without a single error.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::cell::RefCell;

@@ -1,6 +1,8 @@
 //! The checked-in JSON Schema matches the Rust types, agrees with the
 //! validator on a matrix of documents, and accepts every example.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 
 use anthropic_wif::Config;

@@ -5,6 +5,8 @@
 //! providers produced by a matrix of successes and failures is collected and
 //! searched for the known secret values. Zero hits is the test.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::io::Write;

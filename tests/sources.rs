@@ -2,6 +2,8 @@
 //! host, real files, real child processes, real loopback servers, and the
 //! real `wif-host` binary for everything that reads environment variables.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use anthropic_wif_host::loopback::{LoopbackServer, Reply, identity_endpoint};

@@ -3,6 +3,8 @@
 //! `Host` header from a config, a URL the two parsers would read
 //! differently, and a failing command that prints a granted variable.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::ffi::OsStr;

@@ -30,6 +30,8 @@
 //! Unix only (Linux, macOS): the private cache folders, the command source
 //! and the gateway are built on `openat`, process groups and `poll`.
 
+#![deny(unsafe_code)]
+
 #[cfg(not(unix))]
 compile_error!(
     "anthropic-wif-host supports Unix (Linux, macOS) only: its private cache folders, \

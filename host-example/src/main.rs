@@ -5,6 +5,8 @@
 //! the policy, 5 no token could be obtained. The token goes to stdout only;
 //! every diagnostic goes to stderr.
 
+#![deny(unsafe_code)]
+
 #[cfg(not(unix))]
 compile_error!(
     "anthropic-wif-host supports Unix (Linux, macOS) only: wif-host runs commands in \
@@ -227,7 +229,9 @@ fn main() -> ExitCode {
     // library refuses to run commands then). The disposition is the
     // program's to set, never the library's: restore the default.
     // SAFETY: setting the default disposition of SIGCHLD, before any
-    // thread or child exists, touches no memory of this process.
+    // thread or child exists, touches no memory of this process (rustix
+    // has no safe `signal`).
+    #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }

@@ -1,6 +1,8 @@
 //! Every example under `examples/` is valid: `wif-host check` accepts each
 //! config and each policy parses.
 
+#![deny(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,6 +1,8 @@
 //! At every log level, `wif-host` never writes a token, an identity token or
 //! an expanded `${VAR}` secret to stderr.
 
+#![deny(unsafe_code)]
+
 use std::process::Command;
 
 use anthropic_wif_host::loopback::{LoopbackServer, Reply, identity_endpoint, token_endpoint};

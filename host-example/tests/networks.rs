@@ -5,6 +5,8 @@
 //! bypass and a DNS failure. Variables are set only on `wif-host` child
 //! processes.
 
+#![deny(unsafe_code)]
+
 mod network_support;
 
 use std::collections::HashMap;

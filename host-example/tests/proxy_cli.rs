@@ -1,6 +1,8 @@
 //! `wif-host proxy` end to end: the real binary between a raw HTTP client
 //! and a loopback stand-in that is both the token endpoint and the API.
 
+#![deny(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! `wif-host token` configured by the official SDKs' environment variables,
 //! and a config file's precedence over them.
 
+#![deny(unsafe_code)]
+
 use std::process::{Command, Output};
 
 use anthropic_wif_host::loopback::{LoopbackServer, token_endpoint};

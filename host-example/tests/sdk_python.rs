@@ -7,6 +7,8 @@
 //! reused afterwards). Where `python3` is absent the test says so on stdout
 //! and passes; any other problem fails it.
 
+#![deny(unsafe_code)]
+
 use std::path::Path;
 use std::process::Command;
 

@@ -1,6 +1,8 @@
 //! `wif-host sync` and `--profile` end to end: the real binary, real files,
 //! a loopback token endpoint, real signals.
 
+#![deny(unsafe_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

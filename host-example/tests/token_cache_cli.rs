@@ -1,6 +1,8 @@
 //! `wif-host token` run once per request, as credential helpers are: the
 //! token cache on disk spares an exchange per run and fails safe.
 
+#![deny(unsafe_code)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

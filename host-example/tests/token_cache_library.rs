@@ -2,6 +2,8 @@
 //! (`ProviderBuilder::token_cache`): providers that share the folder make one
 //! exchange between them, and an invalidated token leaves the folder.
 
+#![deny(unsafe_code)]
+
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;

@@ -102,6 +102,7 @@ pub(super) fn exit_status_discarded() -> bool {
     // SAFETY: with a null new action, sigaction only writes the current one
     // into `current`, which is all zeros before: a valid value of this
     // plain C struct either way. (rustix has no safe `sigaction`.)
+    #[allow(unsafe_code)]
     let (result, current) = unsafe {
         let result = libc::sigaction(libc::SIGCHLD, std::ptr::null(), current.as_mut_ptr());
         (result, current.assume_init())

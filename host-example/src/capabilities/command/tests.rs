@@ -250,6 +250,7 @@ fn run_with_sigchld_ignored(name: &str) {
         .stdin(Stdio::null());
     // SAFETY: signal(2) is async-signal-safe, and this runs in the forked
     // child only, before exec. (rustix has no safe `signal`.)
+    #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(|| {
             libc::signal(libc::SIGCHLD, libc::SIG_IGN);
