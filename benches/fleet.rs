@@ -12,6 +12,8 @@
 //! (10), `--hours H` (3), `--expires-in S` (3600), `--seed N` (1). The
 //! results are in `docs/FLEET.md`.
 
+#![deny(unsafe_code)]
+
 use std::cell::Cell;
 use std::collections::BTreeMap;
 

@@ -13,6 +13,8 @@
 //! `provider` interface; built natively it is an ordinary library whose
 //! [`Provider`] works with any [`Capabilities`] implementation.
 
+#![deny(unsafe_code)]
+
 pub mod capabilities;
 pub mod config;
 pub mod error;
@@ -30,7 +32,10 @@ mod sources;
 mod text;
 pub mod token;
 
+// The generated glue of wit-bindgen (exports and canonical ABI calls) is
+// `unsafe`; the crate's own code is not.
 #[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
 mod bindings;
 
 pub use capabilities::{CapError, Capabilities, CommandOutput, Header, HttpRequest, HttpResponse};

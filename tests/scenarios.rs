@@ -5,6 +5,8 @@
 //! This file holds one test: it sets environment variables of this process,
 //! which is sound only while no other thread reads or writes them.
 
+#![deny(unsafe_code)]
+
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -220,8 +222,12 @@ fn run(table: &Value, scenario: &Value, clock: &Arc<ScenarioClock>) {
         .iter()
         .map(|(var, value)| {
             // SAFETY: this test binary runs this one test on one thread; no
-            // other thread reads or writes the environment meanwhile.
-            unsafe { std::env::set_var(var, value.as_str().expect("env value")) };
+            // other thread reads or writes the environment meanwhile. (The
+            // provider reads the variables from this process's environment.)
+            #[allow(unsafe_code)]
+            unsafe {
+                std::env::set_var(var, value.as_str().expect("env value"))
+            };
             var.clone()
         })
         .collect();
@@ -277,7 +283,10 @@ fn run(table: &Value, scenario: &Value, clock: &Arc<ScenarioClock>) {
     }
     for var in env {
         // SAFETY: as above, one test on one thread.
-        unsafe { std::env::remove_var(var) };
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::remove_var(var)
+        };
     }
 }
 

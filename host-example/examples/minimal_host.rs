@@ -6,6 +6,8 @@
 //!     auth.json /var/run/secrets/anthropic.com/token https://api.anthropic.com
 //! ```
 
+#![deny(unsafe_code)]
+
 use wasmtime::component::{Component, HasSelf, Linker, bindgen};
 use wasmtime::{Engine, Store};
 

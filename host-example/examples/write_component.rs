@@ -5,6 +5,8 @@
 //! cargo run -p anthropic-wif-host --example write_component -- hosts/python/src/anthropic_wif/anthropic_wif.wasm
 //! ```
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -154,7 +154,9 @@ impl CompileCache {
         // the artifact and a header naming this component and this engine's
         // compatibility hash: they are what `Component::serialize` produced
         // for this engine.
-        unsafe { Component::deserialize(engine, artifact) }
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(engine, artifact) };
+        component
             .map(Some)
             .map_err(|e| format!("{}: {e:#}", place.display()))
     }

@@ -26,6 +26,17 @@
 //! println!("Authorization: Bearer {}", token.token.expose());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Unix only (Linux, macOS): the private cache folders, the command source
+//! and the gateway are built on `openat`, process groups and `poll`.
+
+#![deny(unsafe_code)]
+
+#[cfg(not(unix))]
+compile_error!(
+    "anthropic-wif-host supports Unix (Linux, macOS) only: its private cache folders, \
+     command source and gateway are built on openat, process groups and poll"
+);
 
 mod bindings;
 pub mod cache_lock;

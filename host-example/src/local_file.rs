@@ -59,37 +59,28 @@ pub fn read_bytes(path: &Path, cap: u64) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
-#[cfg(unix)]
 fn open_nonblocking(path: &Path) -> Result<File, Error> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_nonblocking(path: &Path) -> Result<File, Error> {
-    File::open(path)
 }
 
 /// What a non-regular file is, in words.
 fn describe(kind: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if kind.is_char_device() {
-            return "a character device";
-        }
-        if kind.is_block_device() {
-            return "a block device";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        return "a FIFO (named pipe)";
+    }
+    if kind.is_char_device() {
+        return "a character device";
+    }
+    if kind.is_block_device() {
+        return "a block device";
+    }
+    if kind.is_socket() {
+        return "a socket";
     }
     if kind.is_dir() {
         "a directory"

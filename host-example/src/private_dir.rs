@@ -19,9 +19,12 @@
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 
 /// Why a private folder or file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +100,8 @@ enum Verdict {
 }
 
 const OTHERS_WRITE: u32 = 0o022;
+/// The mode of a new private file: 0600.
+const PRIVATE_FILE: Mode = Mode::RUSR.union(Mode::WUSR);
 const STICKY: u32 = 0o1000;
 const SHARED_FOLDER: &str = "is a shared folder (sticky and writable by other users, like /tmp): not a safe place for a cache; \
      set XDG_CACHE_HOME to a folder of your own";
@@ -136,8 +141,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// The effective user id.
 fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 fn c_name(name: &OsStr, path: &Path) -> Result<CString, PrivateDirError> {
@@ -148,74 +152,37 @@ fn c_name(name: &OsStr, path: &Path) -> Result<CString, PrivateDirError> {
     CString::new(bytes).map_err(|_| refused(path, "contains a NUL byte"))
 }
 
-fn fstat(fd: &OwnedFd, path: &Path) -> Result<libc::stat, PrivateDirError> {
-    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is open and `st` is a valid out-pointer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io(path)(std::io::Error::last_os_error()));
-    }
-    Ok(st)
+fn fstat(fd: &OwnedFd, path: &Path) -> Result<Stat, PrivateDirError> {
+    rustix::fs::fstat(fd).map_err(|e| io(path)(e.into()))
 }
 
-fn openat(
-    dir: &OwnedFd,
-    name: &CString,
-    flags: libc::c_int,
-    mode: libc::mode_t,
-) -> std::io::Result<OwnedFd> {
-    loop {
-        // SAFETY: `dir` is an open folder and `name` a NUL-terminated string.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                libc::c_uint::from(mode),
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: `fd` was just opened and is owned by no one else.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
+fn openat(dir: &OwnedFd, name: &CString, flags: OFlags, mode: Mode) -> rustix::io::Result<OwnedFd> {
+    let flags = flags | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    rustix::io::retry_on_intr(|| rustix::fs::openat(dir, name, flags, mode))
 }
 
 /// Whether `name` in `dir` is a symlink (for the error message only).
 fn is_symlink_at(dir: &OwnedFd, name: &CString) -> bool {
-    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `dir` is open, `name` NUL-terminated, `st` a valid out-pointer.
-    let found = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    } == 0;
-    found && st.st_mode & libc::S_IFMT == libc::S_IFLNK
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
 }
 
-fn is_error(error: &std::io::Error, code: libc::c_int) -> bool {
-    error.raw_os_error() == Some(code)
-}
-
-/// Opens the folder `name` in `dir` (made 0700 when missing) without
-/// following a symlink.
-fn open_folder_at(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<OwnedFd, PrivateDirError> {
+/// Opens the folder `name` in `dir` without following a symlink; with
+/// `create`, made 0700 when missing.
+fn open_folder_at(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    create: bool,
+) -> Result<OwnedFd, PrivateDirError> {
     let c = c_name(name, path)?;
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
-    match openat(dir, &c, flags, 0) {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY;
+    match openat(dir, &c, flags, Mode::empty()) {
         Ok(fd) => return Ok(fd),
-        Err(e) if is_error(&e, libc::ENOENT) => {}
+        Err(Errno::NOENT) if create => {}
         // With O_NOFOLLOW, ELOOP means the name is a symlink.
-        Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(path, "is a symlink")),
-        Err(e) if is_error(&e, libc::ENOTDIR) => {
+        Err(Errno::LOOP) => return Err(refused(path, "is a symlink")),
+        Err(Errno::NOTDIR) => {
             return Err(refused(
                 path,
                 if is_symlink_at(dir, &c) {
@@ -225,23 +192,16 @@ fn open_folder_at(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<OwnedFd, P
                 },
             ));
         }
-        Err(e) => return Err(io(path)(e)),
+        Err(e) => return Err(io(path)(e.into())),
     }
-    // SAFETY: `dir` is an open folder and `c` a NUL-terminated name.
-    if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) } != 0 {
-        let error = std::io::Error::last_os_error();
-        if !is_error(&error, libc::EEXIST) {
-            return Err(io(path)(error));
-        }
+    match rustix::fs::mkdirat(dir, &c, Mode::RWXU) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(io(path)(e.into())),
     }
-    openat(dir, &c, flags, 0).map_err(|e| {
-        if is_error(&e, libc::ELOOP) {
-            refused(path, "is a symlink")
-        } else if is_error(&e, libc::ENOTDIR) {
-            refused(path, "is not a folder")
-        } else {
-            io(path)(e)
-        }
+    openat(dir, &c, flags, Mode::empty()).map_err(|e| match e {
+        Errno::LOOP => refused(path, "is a symlink"),
+        Errno::NOTDIR => refused(path, "is not a folder"),
+        e => io(path)(e.into()),
     })
 }
 
@@ -276,7 +236,7 @@ impl PrivateDir {
     /// own and writable by nobody else.
     pub fn subdir(&self, name: &str) -> Result<PrivateDir, PrivateDirError> {
         let path = self.path.join(name);
-        let fd = open_folder_at(&self.fd, OsStr::new(name), &path)?;
+        let fd = open_folder_at(&self.fd, OsStr::new(name), &path, true)?;
         check_folder(&fd, &path, Place::Own, false)?;
         Ok(PrivateDir { fd, path })
     }
@@ -291,22 +251,10 @@ impl PrivateDir {
     /// of at most `max_bytes`. `Ok(None)` when there is no such file.
     pub fn read(&self, name: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, PrivateDirError> {
         let path = self.path.join(name);
-        let Some((fd, st)) = self.open_own_file(name, libc::O_RDONLY, &path)? else {
+        let Some((fd, st)) = self.open_own_file(name, OFlags::RDONLY, &path)? else {
             return Ok(None);
         };
-        let too_large = || refused(&path, format!("is larger than {max_bytes} bytes"));
-        if u64::try_from(st.st_size).unwrap_or(u64::MAX) > max_bytes {
-            return Err(too_large());
-        }
-        let mut bytes = Vec::new();
-        File::from(fd)
-            .take(max_bytes.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(io(&path))?;
-        if bytes.len() as u64 > max_bytes {
-            return Err(too_large());
-        }
-        Ok(Some(bytes))
+        read_bounded(fd, &st, max_bytes, &path).map(Some)
     }
 
     /// Writes `bytes` to the file `name` atomically, mode 0600, replacing
@@ -315,18 +263,8 @@ impl PrivateDir {
         let path = self.path.join(name);
         let target = c_name(OsStr::new(name), &path)?;
         let temp = self.temp_file(name, bytes)?;
-        // SAFETY: both names are NUL-terminated and relative to our folder.
-        if unsafe {
-            libc::renameat(
-                self.fd.as_raw_fd(),
-                temp.name.as_ptr(),
-                self.fd.as_raw_fd(),
-                target.as_ptr(),
-            )
-        } != 0
-        {
-            return Err(io(&path)(std::io::Error::last_os_error()));
-        }
+        rustix::fs::renameat(&self.fd, &temp.name, &self.fd, &target)
+            .map_err(|e| io(&path)(e.into()))?;
         temp.renamed();
         self.sync()
     }
@@ -336,7 +274,7 @@ impl PrivateDir {
     /// own, neither readable nor writable by others, never a symlink.
     pub fn open_lock_file(&self, name: &str) -> Result<File, PrivateDirError> {
         let path = self.path.join(name);
-        let opened = self.open_own_file(name, libc::O_RDWR | libc::O_CREAT, &path)?;
+        let opened = self.open_own_file(name, OFlags::RDWR | OFlags::CREATE, &path)?;
         let (fd, _) = opened.ok_or_else(|| io(&path)(std::io::ErrorKind::NotFound.into()))?;
         Ok(File::from(fd))
     }
@@ -348,19 +286,19 @@ impl PrivateDir {
     fn open_own_file(
         &self,
         name: &str,
-        flags: libc::c_int,
+        flags: OFlags,
         path: &Path,
-    ) -> Result<Option<(OwnedFd, libc::stat)>, PrivateDirError> {
+    ) -> Result<Option<(OwnedFd, Stat)>, PrivateDirError> {
         let c = c_name(OsStr::new(name), path)?;
-        let flags = flags | libc::O_NONBLOCK | libc::O_NOCTTY;
-        let fd = match openat(&self.fd, &c, flags, 0o600) {
+        let flags = flags | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = match openat(&self.fd, &c, flags, PRIVATE_FILE) {
             Ok(fd) => fd,
-            Err(e) if is_error(&e, libc::ENOENT) => return Ok(None),
-            Err(e) if is_error(&e, libc::ELOOP) => return Err(refused(path, "is a symlink")),
-            Err(e) => return Err(io(path)(e)),
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => return Err(refused(path, "is a symlink")),
+            Err(e) => return Err(io(path)(e.into())),
         };
         let st = fstat(&fd, path)?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(refused(path, "is not a regular file"));
         }
         if st.st_uid != euid() {
@@ -376,12 +314,9 @@ impl PrivateDir {
     pub fn remove(&self, name: &str) -> Result<(), PrivateDirError> {
         let path = self.path.join(name);
         let c = c_name(OsStr::new(name), &path)?;
-        // SAFETY: `c` is NUL-terminated and relative to our folder.
-        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
-            let error = std::io::Error::last_os_error();
-            if !is_error(&error, libc::ENOENT) {
-                return Err(io(&path)(error));
-            }
+        match rustix::fs::unlinkat(&self.fd, &c, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(io(&path)(e.into())),
         }
         self.sync()
     }
@@ -392,24 +327,11 @@ impl PrivateDir {
         let path = self.path.join(name);
         let target = c_name(OsStr::new(name), &path)?;
         let temp = self.temp_file(name, bytes)?;
-        // SAFETY: both names are NUL-terminated and relative to our folder;
         // `linkat` never replaces an existing name.
-        if unsafe {
-            libc::linkat(
-                self.fd.as_raw_fd(),
-                temp.name.as_ptr(),
-                self.fd.as_raw_fd(),
-                target.as_ptr(),
-                0,
-            )
-        } != 0
-        {
-            let error = std::io::Error::last_os_error();
-            return if is_error(&error, libc::EEXIST) {
-                Ok(false)
-            } else {
-                Err(io(&path)(error))
-            };
+        match rustix::fs::linkat(&self.fd, &temp.name, &self.fd, &target, AtFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => return Ok(false),
+            Err(e) => return Err(io(&path)(e.into())),
         }
         drop(temp);
         self.sync()?;
@@ -420,15 +342,15 @@ impl PrivateDir {
     /// synced; removed when dropped unless renamed.
     fn temp_file(&self, name: &str, bytes: &[u8]) -> Result<TempFile<'_>, PrivateDirError> {
         let path = self.path.join(name);
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
         let mut attempts = 0;
         let (c, fd) = loop {
             let suffix = hex(&random_bytes::<8>().map_err(io(&path))?);
             let c = c_name(OsStr::new(&format!(".{name}.{suffix}.tmp")), &path)?;
-            match openat(&self.fd, &c, flags, 0o600) {
+            match openat(&self.fd, &c, flags, PRIVATE_FILE) {
                 Ok(fd) => break (c, fd),
-                Err(e) if is_error(&e, libc::EEXIST) && attempts < 8 => attempts += 1,
-                Err(e) => return Err(io(&path)(e)),
+                Err(Errno::EXIST) if attempts < 8 => attempts += 1,
+                Err(e) => return Err(io(&path)(e.into())),
             }
         };
         let temp = TempFile {
@@ -443,11 +365,7 @@ impl PrivateDir {
     }
 
     fn sync(&self) -> Result<(), PrivateDirError> {
-        // SAFETY: `fd` is an open folder.
-        if unsafe { libc::fsync(self.fd.as_raw_fd()) } != 0 {
-            return Err(io(&self.path)(std::io::Error::last_os_error()));
-        }
-        Ok(())
+        rustix::fs::fsync(&self.fd).map_err(|e| io(&self.path)(e.into()))
     }
 }
 
@@ -467,13 +385,19 @@ impl TempFile<'_> {
 impl Drop for TempFile<'_> {
     fn drop(&mut self) {
         if self.armed {
-            // SAFETY: the name is NUL-terminated and relative to the folder.
-            unsafe { libc::unlinkat(self.dir.fd.as_raw_fd(), self.name.as_ptr(), 0) };
+            let _ = rustix::fs::unlinkat(&self.dir.fd, &self.name, AtFlags::empty());
         }
     }
 }
 
 fn open_walk(path: &Path, last: Place) -> Result<PrivateDir, PrivateDirError> {
+    walk(path, last, true).map(|(fd, path)| PrivateDir { fd, path })
+}
+
+/// Opens `path` from `/`, one folder at a time (made 0700 when missing with
+/// `create`), each checked on its handle; `last` is the rule for the last
+/// one.
+fn walk(path: &Path, last: Place, create: bool) -> Result<(OwnedFd, PathBuf), PrivateDirError> {
     if !path.is_absolute() {
         return Err(refused(path, "is not an absolute path"));
     }
@@ -500,10 +424,99 @@ fn open_walk(path: &Path, last: Place) -> Result<PrivateDir, PrivateDirError> {
     let mut verdict = check_folder(&fd, &here, place_of(0), false)?;
     for (i, name) in names.iter().enumerate() {
         here.push(name);
-        fd = open_folder_at(&fd, name, &here)?;
+        fd = open_folder_at(&fd, name, &here, create)?;
         verdict = check_folder(&fd, &here, place_of(i + 1), verdict == Verdict::Shared)?;
     }
-    Ok(PrivateDir { fd, path: here })
+    Ok((fd, here))
+}
+
+/// A folder whose contents only the user or root can change: settings that
+/// may be readable by others but must not be writable by them (the official
+/// SDKs' profiles). Opened as it is, never created, through folders checked
+/// as for [`PrivateDir`]: from `/`, one component at a time, without
+/// following a symlink, each owned by the user or root and writable by
+/// nobody else (a sticky shared folder such as `/tmp` only on the way).
+#[derive(Debug)]
+pub struct TrustedDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl TrustedDir {
+    /// Opens the existing folder `path` (absolute, without `..`).
+    pub fn open(path: &Path) -> Result<TrustedDir, PrivateDirError> {
+        let (fd, path) = walk(path, Place::Base, false)?;
+        Ok(TrustedDir { fd, path })
+    }
+
+    /// The existing folder `name` in this one, checked the same way.
+    pub fn subdir(&self, name: &str) -> Result<TrustedDir, PrivateDirError> {
+        let path = self.path.join(name);
+        let fd = open_folder_at(&self.fd, OsStr::new(name), &path, false)?;
+        check_folder(&fd, &path, Place::Base, false)?;
+        Ok(TrustedDir { fd, path })
+    }
+
+    /// The folder's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file `name`, read whole through the handle that was checked
+    /// (never following a symlink, never blocking on a FIFO): a regular
+    /// file owned by the user or root, writable by nobody else, of at most
+    /// `max_bytes`. `Ok(None)` when there is no such file.
+    pub fn read(&self, name: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, PrivateDirError> {
+        let path = self.path.join(name);
+        let c = c_name(OsStr::new(name), &path)?;
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = match openat(&self.fd, &c, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => return Err(refused(&path, "is a symlink")),
+            Err(e) => return Err(io(&path)(e.into())),
+        };
+        let st = fstat(&fd, &path)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(refused(&path, "is not a regular file"));
+        }
+        if st.st_uid != euid() && st.st_uid != 0 {
+            return Err(refused(&path, "belongs to another user"));
+        }
+        if st.st_mode & OTHERS_WRITE != 0 {
+            return Err(refused(
+                &path,
+                format!(
+                    "is writable by group or others (mode {:o}); run `chmod go-w` on it",
+                    st.st_mode & 0o777
+                ),
+            ));
+        }
+        read_bounded(fd, &st, max_bytes, &path).map(Some)
+    }
+}
+
+/// Reads the open file `fd` (whose `fstat` is `st`) whole, refusing more
+/// than `max_bytes`.
+fn read_bounded(
+    fd: OwnedFd,
+    st: &Stat,
+    max_bytes: u64,
+    path: &Path,
+) -> Result<Vec<u8>, PrivateDirError> {
+    let too_large = || refused(path, format!("is larger than {max_bytes} bytes"));
+    if u64::try_from(st.st_size).unwrap_or(u64::MAX) > max_bytes {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    File::from(fd)
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io(path))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// The folder the user's cache root is made in: `$XDG_CACHE_HOME` when it
@@ -548,18 +561,10 @@ pub(crate) fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
     {
         let mut filled = 0;
         while filled < N {
-            // SAFETY: the pointer and length describe the unfilled rest of
-            // `bytes`.
-            let got =
-                unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), N - filled, 0) };
-            if got < 0 {
-                let error = std::io::Error::last_os_error();
-                if error.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(error);
-            }
-            filled += got as usize;
+            let got = rustix::io::retry_on_intr(|| {
+                rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())
+            })?;
+            filled += got;
         }
     }
     #[cfg(not(target_os = "linux"))]

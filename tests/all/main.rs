@@ -6,6 +6,8 @@
 //! end-to-end tests in `wif-host/tests/all`; `tests/scenarios.rs` is a
 //! binary of its own because it sets process environment variables.
 
+#![deny(unsafe_code)]
+
 mod cache;
 mod component;
 mod exchange;

@@ -34,7 +34,6 @@ fn file_not_granted_is_denied_as_read_file() {
     assert!(exchanges(&tokens).is_empty());
 }
 
-#[cfg(unix)]
 #[test]
 fn symlink_out_of_a_granted_folder_is_denied() {
     let tokens = token_server();

@@ -42,6 +42,7 @@ pub(crate) fn run() -> Result<(), Failure> {
         .map_err(|e| failed(format!("token file: {e}")))?;
     // SAFETY: the only other threads are the loopback servers', which never
     // read or write the environment.
+    #[allow(unsafe_code)]
     unsafe {
         std::env::set_var(ENV_TOKEN, IDENTITY_TOKEN);
         std::env::set_var(

@@ -131,8 +131,7 @@ impl Gateway {
             .unwrap_or_else(|| "https://api.anthropic.com".to_string())
     }
 
-    /// Serves connections from `listener` until `stop` is requested (on
-    /// systems without Unix signals: until the process ends). Then it
+    /// Serves connections from `listener` until `stop` is requested. Then it
     /// stops accepting, drops the listener (which removes the socket file
     /// it created) and waits up to `grace` for the connections in flight.
     /// Returns how many were still running when the grace period ended.
@@ -149,7 +148,6 @@ impl Gateway {
     }
 
     /// Accepts and serves connections until `stop` is requested.
-    #[cfg(unix)]
     fn accept_until_stopped(
         self: &Arc<Self>,
         listener: &Listener,
@@ -169,23 +167,6 @@ impl Gateway {
                     tracing::warn!(%error, "accept failed");
                     std::thread::sleep(Duration::from_millis(50));
                 }
-            }
-        }
-    }
-
-    /// Accepts and serves connections until the process ends (no signals
-    /// are watched on this system).
-    #[cfg(not(unix))]
-    fn accept_until_stopped(
-        self: &Arc<Self>,
-        listener: &Listener,
-        stop: Stop,
-        in_flight: &Arc<InFlight>,
-    ) -> io::Result<()> {
-        drop(stop);
-        loop {
-            if let Ok(connection) = listener.accept() {
-                self.clone().spawn(connection, in_flight);
             }
         }
     }

@@ -5,6 +5,14 @@
 //! 4 denied by the policy, 5 no token could be obtained (1: the demo
 //! failed). The token goes to stdout only; every diagnostic goes to stderr.
 
+#![deny(unsafe_code)]
+
+#[cfg(not(unix))]
+compile_error!(
+    "anthropic-wif-host supports Unix (Linux, macOS) only: wif-host runs commands in \
+     process groups and keeps its caches in private folders opened with openat"
+);
+
 mod demo;
 mod doctor;
 mod gateway;
@@ -301,9 +309,10 @@ fn main() -> ExitCode {
     // system would discard the exit status of every command it runs (the
     // library refuses to run commands then). The disposition is the
     // program's to set, never the library's: restore the default.
-    #[cfg(unix)]
     // SAFETY: setting the default disposition of SIGCHLD, before any
-    // thread or child exists, touches no memory of this process.
+    // thread or child exists, touches no memory of this process (rustix
+    // has no safe `signal`).
+    #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }

@@ -8,7 +8,10 @@
 //! (the token, mode 0600). The rules are those of the official Python SDK
 //! (`anthropic` 2.10.0, `lib/credentials/_constants.py`).
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+
+use anthropic_wif_host::private_dir::{PrivateDirError, TrustedDir};
 
 pub mod input;
 pub mod output;
@@ -73,6 +76,21 @@ impl ProfileError {
         ProfileError::Invalid {
             path: path.to_path_buf(),
             problem: problem.into(),
+        }
+    }
+
+    /// A private or trusted folder's refusal, saying what follows from it
+    /// (`consequence`: "refusing to read it", …).
+    fn refused(error: PrivateDirError, consequence: &str) -> ProfileError {
+        match error {
+            PrivateDirError::Io { path, source } => ProfileError::Io { path, source },
+            PrivateDirError::Unsafe { path, problem } => {
+                ProfileError::invalid(&path, format!("{problem}; {consequence}"))
+            }
+            other => ProfileError::Invalid {
+                path: PathBuf::new(),
+                problem: format!("{other}; {consequence}"),
+            },
         }
     }
 
@@ -145,21 +163,50 @@ pub fn credentials_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// The profile named by `DIR/active_config` (trimmed), if that file exists
-/// and is not empty.
+/// and is not empty. The file and its folders are trusted only when nobody
+/// but the user (or root) can change them ([`read_trusted`]).
 pub fn active_config(dir: &Path) -> Result<Option<String>, ProfileError> {
     let path = dir.join(ACTIVE_CONFIG_FILE);
-    match anthropic_wif_host::local_file::read_text_capped(&path, 4096) {
-        Ok(text) => {
-            let name = text.trim();
-            if name.is_empty() {
-                return Ok(None);
-            }
-            validate_name(name, &format!("the active_config file {}", path.display()))?;
-            Ok(Some(name.to_string()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ProfileError::Io { path, source }),
+    let Some(text) = read_trusted(dir, ACTIVE_CONFIG_FILE, 4096)? else {
+        return Ok(None);
+    };
+    let name = text.trim();
+    if name.is_empty() {
+        return Ok(None);
     }
+    validate_name(name, &format!("the active_config file {}", path.display()))?;
+    Ok(Some(name.to_string()))
+}
+
+/// The text of the file `name` in `folder`, read only when another user
+/// could not have written it or what leads to it: the folder and each one
+/// above it owned by the user or root and writable by nobody else, the
+/// file a regular file of the user's or root's, writable by nobody else,
+/// none of them a symlink (see [`TrustedDir`]), at most `max_bytes`.
+/// `Ok(None)` when the folder or the file does not exist.
+pub fn read_trusted(
+    folder: &Path,
+    name: &str,
+    max_bytes: u64,
+) -> Result<Option<String>, ProfileError> {
+    let absolute = std::path::absolute(folder).map_err(ProfileError::io(folder))?;
+    let dir = match TrustedDir::open(&absolute) {
+        Ok(dir) => dir,
+        Err(PrivateDirError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(ProfileError::refused(e, "refusing to read it")),
+    };
+    let Some(bytes) = dir
+        .read(name, max_bytes)
+        .map_err(|e| ProfileError::refused(e, "refusing to read it"))?
+    else {
+        return Ok(None);
+    };
+    let path = dir.path().join(name);
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| ProfileError::invalid(&path, "is not UTF-8 text"))
 }
 
 #[cfg(test)]

@@ -66,24 +66,21 @@ impl Stop {
         Stop { receiver, sender }
     }
 
-    /// A stop triggered by SIGTERM or SIGINT (on Unix). The signals are
+    /// A stop triggered by SIGTERM or SIGINT. The signals are
     /// received by a dedicated thread through `signal-hook`, which chains
     /// with any other handler; nothing else in the process changes.
     pub fn on_signals() -> std::io::Result<Stop> {
         let stop = Stop::manual();
-        #[cfg(unix)]
-        {
-            use signal_hook::consts::{SIGINT, SIGTERM};
-            let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-            let sender = stop.sender();
-            std::thread::Builder::new()
-                .name("wif-host-signals".into())
-                .spawn(move || {
-                    if signals.forever().next().is_some() {
-                        let _ = sender.send(());
-                    }
-                })?;
-        }
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+        let sender = stop.sender();
+        std::thread::Builder::new()
+            .name("wif-host-signals".into())
+            .spawn(move || {
+                if signals.forever().next().is_some() {
+                    let _ = sender.send(());
+                }
+            })?;
         Ok(stop)
     }
 

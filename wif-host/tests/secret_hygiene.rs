@@ -5,6 +5,8 @@
 //! providers produced by a matrix of successes and failures is collected and
 //! searched for the known secret values. Zero hits is the test.
 
+#![deny(unsafe_code)]
+
 use std::io::Write;
 use std::sync::{Mutex, OnceLock, PoisonError};
 

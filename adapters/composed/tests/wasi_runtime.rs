@@ -3,6 +3,8 @@
 //! would run it, against loopback servers. The runtime's grants (preopened
 //! directories, environment variables, wasi-http) are the only policy.
 
+#![deny(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

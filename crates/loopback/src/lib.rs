@@ -1,6 +1,8 @@
 //! Loopback stand-ins for an OIDC identity endpoint and the Anthropic token
 //! endpoint, bound to 127.0.0.1 only. `wif-host demo` and the tests use them.
 
+#![deny(unsafe_code)]
+
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

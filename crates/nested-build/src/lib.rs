@@ -12,6 +12,8 @@
 //! `Cargo.toml` or `Cargo.lock`. The wasm targets come from
 //! `rust-toolchain.toml`, not from this build.
 
+#![deny(unsafe_code)]
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -460,6 +460,16 @@ pub fn reset_on_close(stream: &TcpStream) {
         .expect("setsockopt(SO_LINGER)");
 }
 
+/// Makes a FIFO (named pipe) at `path`, with the POSIX `mkfifo` utility
+/// (rustix has no `mkfifo` on every Unix).
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}: {status}", path.display());
+}
+
 /// Every secret in `secrets` that appears in the error's `Display` or
 /// `Debug` text.
 pub fn leaked<'a>(error: &anthropic_wif_host::Error, secrets: &[&'a str]) -> Vec<&'a str> {

@@ -9,11 +9,9 @@
 //! still the child's own — and the pipes are closed, so that nothing the
 //! command started can hold the call past its deadline.
 
-#[cfg(unix)]
 mod exit_watch;
-#[cfg(unix)]
 mod output;
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests;
 
 use std::process::{Command, Stdio};
@@ -71,7 +69,6 @@ pub(super) fn run(
 
 /// Spawns `command` as the leader of a new process group and collects its
 /// output and exit status.
-#[cfg(unix)]
 fn execute(
     mut command: Command,
     program: &str,
@@ -101,13 +98,7 @@ fn execute(
         }
         kind => CapError::Failed(format!("command {shown} could not start: {kind}")),
     })?;
-    let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(CapError::Failed(format!(
-            "command {shown} got a process id out of range"
-        )));
-    };
+    let pgid = rustix::process::Pid::from_child(&child);
     let stdout = child.stdout.take().map(OwnedFd::from);
     let stderr = child.stderr.take().map(OwnedFd::from);
     let watch = match ExitWatch::start(pgid) {
@@ -159,7 +150,7 @@ fn execute(
         }
     }
     let status = status.map_err(|e| {
-        if e.raw_os_error() == Some(libc::ECHILD) {
+        if e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error()) {
             CapError::Failed(format!(
                 "the exit status of command {shown} was lost: the system discarded it \
                  (SIGCHLD is ignored) or another part of this process collected it"
@@ -173,19 +164,4 @@ fn execute(
         stdout: printed.stdout,
         stderr: printed.stderr,
     })
-}
-
-/// Commands need a Unix host: the deadline and the group kill are built on
-/// `poll`, process groups and `waitid`.
-#[cfg(not(unix))]
-fn execute(
-    _command: Command,
-    _program: &str,
-    shown: &str,
-    _timeout: Duration,
-    _cap: u64,
-) -> Result<CommandOutput, CapError> {
-    Err(CapError::Failed(format!(
-        "command {shown} was not run: commands are supported on Unix hosts only"
-    )))
 }

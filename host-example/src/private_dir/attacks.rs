@@ -1,20 +1,19 @@
 //! What another local user does to a cache, for the tests of the private
 //! folders and of the caches kept in them.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+
+use rustix::fs::{CWD, RenameFlags, renameat_with};
 
 /// The user id of `nobody`, the other user when the tests run as root.
 pub(crate) const OTHER_UID: u32 = 65534;
 
 /// Whether the tests run as root, and so can hand files to another user.
 pub(crate) fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// Hands `path` (not following a symlink) to [`OTHER_UID`] when the tests
@@ -24,6 +23,16 @@ pub(crate) fn give_to_other_user(path: &Path) {
     if is_root() {
         std::os::unix::fs::lchown(path, Some(OTHER_UID), Some(OTHER_UID)).unwrap();
     }
+}
+
+/// Makes a FIFO (named pipe) at `path`, with the POSIX `mkfifo` utility
+/// (rustix has no `mkfifo` on every Unix).
+pub(crate) fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}: {status}", path.display());
 }
 
 /// Sets the mode of `path`.
@@ -46,23 +55,9 @@ impl Swapper {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
-            let a = CString::new(a.as_os_str().as_bytes()).unwrap();
-            let b = CString::new(b.as_os_str().as_bytes()).unwrap();
             let mut swaps = 0;
             while !stopped.load(Ordering::Relaxed) && swaps < 5_000_000 {
-                // SAFETY: both paths are NUL-terminated; the call only
-                // renames.
-                let done = unsafe {
-                    libc::syscall(
-                        libc::SYS_renameat2,
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                assert_eq!(done, 0, "{}", std::io::Error::last_os_error());
+                renameat_with(CWD, &a, CWD, &b, RenameFlags::EXCHANGE).unwrap();
                 swaps += 1;
             }
             swaps

@@ -1,6 +1,6 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use super::attacks::{Swapper, chmod, give_to_other_user, is_root};
+use super::attacks::{Swapper, chmod, give_to_other_user, is_root, mkfifo};
 use super::*;
 
 fn mode_of(path: &Path) -> u32 {
@@ -47,9 +47,7 @@ fn symlinks_open_files_and_special_files_are_refused() {
     assert!(problem(dir.read("link", 64)).contains("is a symlink"));
     chmod(&file, 0o644);
     assert!(problem(dir.read("file", 64)).contains("readable or writable by other users"));
-    let fifo = CString::new(tmp.path().join("fifo").as_os_str().as_bytes()).unwrap();
-    // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    mkfifo(&tmp.path().join("fifo"));
     assert!(
         problem(dir.read("fifo", 64)).contains("is not a regular file"),
         "refused without waiting for a writer"

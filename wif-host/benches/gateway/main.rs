@@ -15,6 +15,8 @@
 //! Networking is loopback only (127.0.0.1). The method and the last
 //! recorded results are in `docs/BENCHMARKS.md` ("Gateway").
 
+#![deny(unsafe_code)]
+
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;

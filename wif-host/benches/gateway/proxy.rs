@@ -100,14 +100,10 @@ impl ProxyProcess {
     /// Sends SIGTERM and waits for the exit; the exit status and how long
     /// the exit took.
     pub fn terminate(mut self) -> anyhow::Result<(ExitStatus, Duration)> {
-        let pid = i32::try_from(self.child.id())?;
         let start = Instant::now();
-        // SAFETY: kill has no memory-safety preconditions; the pid is our
-        // child's, not yet waited for.
-        ensure!(
-            unsafe { libc::kill(pid, libc::SIGTERM) } == 0,
-            "kill failed"
-        );
+        // The pid is our child's, not yet waited for.
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).context("kill failed")?;
         let status = self.child.wait()?;
         Ok((status, start.elapsed()))
     }

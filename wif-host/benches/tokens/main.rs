@@ -17,6 +17,8 @@
 //! is the component's logic compiled natively (the baseline), `table` the
 //! statistics and the printed table.
 
+#![deny(unsafe_code)]
+
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::hint::black_box;

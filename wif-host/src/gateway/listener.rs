@@ -172,19 +172,16 @@ impl ListenError {
 /// replaced it since).
 pub struct Listener {
     socket: Socket,
-    #[cfg(unix)]
     created: Option<CreatedSocket>,
 }
 
 enum Socket {
     Tcp(TcpListener),
-    #[cfg(unix)]
     Unix(std::os::unix::net::UnixListener),
 }
 
 /// The socket file a listener created, told apart from a later one at the
 /// same path by its device and inode.
-#[cfg(unix)]
 struct CreatedSocket {
     path: PathBuf,
     device: u64,
@@ -203,17 +200,14 @@ impl Listener {
         match listen {
             Listen::Tcp(address) => {
                 let socket = TcpListener::bind(address).map_err(failed)?;
-                // Accepting follows poll (on Unix): a connection gone in
+                // Accepting follows poll: a connection gone in
                 // between must not block the loop.
-                #[cfg(unix)]
                 socket.set_nonblocking(true).map_err(failed)?;
                 Ok(Listener {
                     socket: Socket::Tcp(socket),
-                    #[cfg(unix)]
                     created: None,
                 })
             }
-            #[cfg(unix)]
             Listen::Unix(path) => {
                 use std::os::unix::fs::MetadataExt;
                 remove_stale_socket(path, listen)?;
@@ -229,50 +223,31 @@ impl Listener {
                     }),
                 })
             }
-            #[cfg(not(unix))]
-            Listen::Unix(_) => Err(failed(io::Error::other("Unix sockets need a Unix system"))),
         }
     }
 
     /// The next connection, or `None` once `wake` is readable (a byte was
     /// written to its peer, or the peer was closed).
-    #[cfg(unix)]
     pub fn accept_until(
         &self,
         wake: &std::os::unix::net::UnixStream,
     ) -> io::Result<Option<Connection>> {
-        use std::os::fd::AsRawFd;
+        use rustix::event::{PollFd, PollFlags};
+        use std::os::fd::AsFd;
         let listening = match &self.socket {
-            Socket::Tcp(listener) => listener.as_raw_fd(),
-            Socket::Unix(listener) => listener.as_raw_fd(),
+            Socket::Tcp(listener) => listener.as_fd(),
+            Socket::Unix(listener) => listener.as_fd(),
         };
         loop {
             let mut fds = [
-                libc::pollfd {
-                    fd: listening,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: wake.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
+                PollFd::from_borrowed_fd(listening, PollFlags::IN),
+                PollFd::from_borrowed_fd(wake.as_fd(), PollFlags::IN),
             ];
-            // SAFETY: `fds` is a valid array of two pollfd for the call's
-            // duration, and both descriptors stay open (borrowed above).
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if ready < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(error);
-            }
-            if fds[1].revents != 0 {
+            rustix::io::retry_on_intr(|| rustix::event::poll(&mut fds, None))?;
+            if !fds[1].revents().is_empty() {
                 return Ok(None);
             }
-            if fds[0].revents != 0 {
+            if !fds[0].revents().is_empty() {
                 match self.accept() {
                     Ok(connection) => return Ok(Some(connection)),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -282,9 +257,8 @@ impl Listener {
         }
     }
 
-    /// The next connection: blocking where nothing polls first (not on
-    /// Unix); on Unix, `WouldBlock` when none is waiting. The connection
-    /// itself is blocking.
+    /// The next connection, or `WouldBlock` when none is waiting. The
+    /// connection itself is blocking.
     pub fn accept(&self) -> io::Result<Connection> {
         match &self.socket {
             Socket::Tcp(listener) => {
@@ -293,7 +267,6 @@ impl Listener {
                 let _ = stream.set_nodelay(true);
                 Ok(Connection::Tcp(stream))
             }
-            #[cfg(unix)]
             Socket::Unix(listener) => {
                 let (stream, _) = listener.accept()?;
                 stream.set_nonblocking(false)?;
@@ -306,7 +279,6 @@ impl Listener {
 /// Makes room for a Unix socket at `path`: nothing there is fine; a socket
 /// that refuses connections is stale and removed; anything else is an
 /// error naming the path.
-#[cfg(unix)]
 fn remove_stale_socket(path: &Path, listen: &Listen) -> Result<(), ListenError> {
     use std::os::unix::fs::FileTypeExt;
     let failed = |source| ListenError::Io {
@@ -332,7 +304,6 @@ fn remove_stale_socket(path: &Path, listen: &Listen) -> Result<(), ListenError> 
     }
 }
 
-#[cfg(unix)]
 impl Drop for Listener {
     fn drop(&mut self) {
         use std::os::unix::fs::MetadataExt;
@@ -352,7 +323,6 @@ pub enum Connection {
     /// Over TCP.
     Tcp(TcpStream),
     /// Over a Unix socket.
-    #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
 }
 
@@ -361,7 +331,6 @@ impl Connection {
     pub fn try_clone(&self) -> io::Result<Connection> {
         match self {
             Connection::Tcp(stream) => stream.try_clone().map(Connection::Tcp),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.try_clone().map(Connection::Unix),
         }
     }
@@ -370,7 +339,6 @@ impl Connection {
     pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
         match self {
             Connection::Tcp(stream) => stream.set_read_timeout(Some(timeout)),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.set_read_timeout(Some(timeout)),
         }
     }
@@ -380,7 +348,6 @@ impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Connection::Tcp(stream) => stream.read(buf),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.read(buf),
         }
     }
@@ -390,7 +357,6 @@ impl Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Connection::Tcp(stream) => stream.write(buf),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.write(buf),
         }
     }
@@ -398,7 +364,6 @@ impl Write for Connection {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Connection::Tcp(stream) => stream.flush(),
-            #[cfg(unix)]
             Connection::Unix(stream) => stream.flush(),
         }
     }

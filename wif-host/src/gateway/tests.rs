@@ -201,7 +201,6 @@ fn a_base_url_at_the_listen_address_is_a_loop() {
     assert_eq!(unix.refuse_loop("http://localhost:80"), Ok(()));
 }
 
-#[cfg(unix)]
 mod unix_socket {
     use std::os::unix::net::{UnixListener, UnixStream};
 

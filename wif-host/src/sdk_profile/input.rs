@@ -122,36 +122,31 @@ pub fn read_profile(
     })
 }
 
-/// Reads `configs/NAME.json`: a JSON object, not writable by group or
-/// others (the SDKs refuse it then too).
+/// Reads `configs/NAME.json`: a JSON object, trusted only when nobody but
+/// the user (or root) can change it or the folders that lead to it (see
+/// [`super::read_trusted`]; the SDKs refuse a profile others can write too).
 pub(super) fn read_profile_document(
     path: &Path,
     name: &str,
 ) -> Result<Map<String, Value>, ProfileError> {
-    let metadata = std::fs::metadata(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => ProfileError::invalid(
+    let (folder, file) = match (path.parent(), path.file_name().and_then(|f| f.to_str())) {
+        (Some(folder), Some(file)) => (folder, file),
+        _ => return Err(ProfileError::invalid(path, "is not a file path")),
+    };
+    let Some(text) = super::read_trusted(
+        folder,
+        file,
+        anthropic_wif_host::local_file::MAX_LOCAL_FILE_BYTES,
+    )?
+    else {
+        return Err(ProfileError::invalid(
             path,
             format!(
                 "profile {name:?} does not exist (set {ENV_PROFILE} or --profile to pick another, or \
                  {ENV_CONFIG_DIR} to look in another folder)"
             ),
-        ),
-        _ => ProfileError::io(path)(source),
-    })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o022 != 0 {
-            return Err(ProfileError::invalid(
-                path,
-                format!("is writable by group or others (mode {mode:o}); run `chmod go-w` on it"),
-            ));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = metadata;
-    let text = anthropic_wif_host::local_file::read_text(path).map_err(ProfileError::io(path))?;
+        ));
+    };
     let document: Value = serde_json::from_str(&text)
         .map_err(|e| ProfileError::invalid(path, format!("is not valid JSON: {e}")))?;
     match document {

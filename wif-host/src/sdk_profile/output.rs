@@ -234,37 +234,21 @@ fn config_document(settings: &ProfileSettings) -> Value {
 /// real folder (not a symlink) of the current user that others cannot
 /// write to.
 fn ensure_dir(dir: &Path, mode: u32) -> Result<(), ProfileError> {
-    #[cfg(unix)]
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
     {
-        use std::os::unix::fs::DirBuilderExt;
-        match std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(dir)
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(source) => return Err(ProfileError::io(dir)(source)),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = mode;
-        std::fs::create_dir_all(dir).map_err(ProfileError::io(dir))?;
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => return Err(ProfileError::io(dir)(source)),
     }
     // Checked from `/` down, each folder on its handle (see `private_dir`).
     let absolute = std::path::absolute(dir).map_err(ProfileError::io(dir))?;
     anthropic_wif_host::private_dir::PrivateDir::open(&absolute)
         .map(drop)
-        .map_err(|e| match e {
-            anthropic_wif_host::private_dir::PrivateDirError::Io { path, source } => {
-                ProfileError::Io { path, source }
-            }
-            anthropic_wif_host::private_dir::PrivateDirError::Unsafe { path, problem } => {
-                ProfileError::invalid(&path, format!("{problem}; refusing to write there"))
-            }
-            other => ProfileError::invalid(dir, format!("{other}; refusing to write there")),
-        })
+        .map_err(|e| ProfileError::refused(e, "refusing to write there"))
 }
 
 /// Replaces `path` with `bytes` atomically: a temporary file of mode `mode`
@@ -298,15 +282,10 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProfileE
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(ProfileError::io(dir))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(ProfileError::io(path))?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
+    use std::os::unix::fs::PermissionsExt;
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(ProfileError::io(path))?;
     file.write_all(bytes).map_err(ProfileError::io(path))?;
     file.as_file().sync_all().map_err(ProfileError::io(path))?;
     file.persist(path)
@@ -316,11 +295,8 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ProfileE
 
 /// Makes a rename in `dir` durable.
 fn sync_dir(dir: &Path) -> Result<(), ProfileError> {
-    #[cfg(unix)]
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(ProfileError::io(dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
     Ok(())
 }

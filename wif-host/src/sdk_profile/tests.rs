@@ -18,11 +18,8 @@ fn write_profile(dir: &Path, name: &str, document: &Value) {
     let path = config_path(dir, name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, document.to_string()).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
 fn federation_profile(rule: &str) -> Value {
@@ -280,7 +277,6 @@ fn profile_shapes_that_cannot_be_honoured_are_refused_with_the_field() {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn a_group_writable_profile_is_refused_as_the_sdks_refuse_it() {
     use std::os::unix::fs::PermissionsExt;
@@ -292,6 +288,110 @@ fn a_group_writable_profile_is_refused_as_the_sdks_refuse_it() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("writable by group or others"), "{message}");
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// What reading the profile `work` of `dir` says, when it fails.
+fn refusal(dir: &Path) -> String {
+    match resolve_with(Some("work"), &dir_env(dir)) {
+        Ok(_) => "accepted".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_profile_is_trusted_only_when_nobody_else_can_change_it_or_its_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("anthropic");
+    write_profile(&root, "work", &federation_profile("fdrl_01"));
+    let configs = root.join("configs");
+    set_mode(&root, 0o755);
+    set_mode(&configs, 0o755);
+    // Readable by others is fine: a profile holds no secret.
+    assert_eq!(refusal(&root), "accepted");
+
+    set_mode(&configs, 0o777);
+    let message = refusal(&root);
+    assert!(
+        message.contains(&format!(
+            "{}: is writable by other users",
+            configs.display()
+        )) && message.contains("refusing to read it"),
+        "{message}"
+    );
+    set_mode(&configs, 0o755);
+
+    set_mode(&root, 0o775);
+    let message = refusal(&root);
+    assert!(
+        message.contains(&format!("{}: is writable by other users", root.display())),
+        "{message}"
+    );
+    set_mode(&root, 0o755);
+
+    let profile = config_path(&root, "work");
+    let real = configs.join("real.json");
+    std::fs::rename(&profile, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &profile).unwrap();
+    let message = refusal(&root);
+    assert!(message.contains("work.json: is a symlink"), "{message}");
+    std::fs::remove_file(&profile).unwrap();
+    std::fs::rename(&real, &profile).unwrap();
+
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::rename(&configs, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &configs).unwrap();
+    let message = refusal(&root);
+    assert!(message.contains("configs: is a symlink"), "{message}");
+}
+
+#[test]
+fn a_profile_of_another_user_is_refused() {
+    if !rustix::process::geteuid().is_root() {
+        println!("this case needs root, to give a file to another user; CI runs as root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_profile(dir.path(), "work", &federation_profile("fdrl_01"));
+    let nobody = Some(rustix::fs::Uid::from_raw(65534));
+    rustix::fs::chown(&config_path(dir.path(), "work"), nobody, None).unwrap();
+    let message = refusal(dir.path());
+    assert!(
+        message.contains("work.json: belongs to another user"),
+        "{message}"
+    );
+
+    // The file pointing at the active profile is held to the same rule.
+    std::fs::write(dir.path().join(ACTIVE_CONFIG_FILE), "work").unwrap();
+    rustix::fs::chown(&dir.path().join(ACTIVE_CONFIG_FILE), nobody, None).unwrap();
+    let message = active_config(dir.path()).unwrap_err().to_string();
+    assert!(
+        message.contains("active_config: belongs to another user"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_active_config_others_can_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pointer = dir.path().join(ACTIVE_CONFIG_FILE);
+    std::fs::write(&pointer, "work").unwrap();
+    set_mode(&pointer, 0o644);
+    assert_eq!(active_config(dir.path()).unwrap(), Some("work".into()));
+    set_mode(&pointer, 0o646);
+    let message = active_config(dir.path()).unwrap_err().to_string();
+    assert!(
+        message.contains("is writable by group or others"),
+        "{message}"
+    );
+    set_mode(&pointer, 0o644);
+    set_mode(dir.path(), 0o777);
+    let message = active_config(dir.path()).unwrap_err().to_string();
+    assert!(message.contains("is writable by other users"), "{message}");
 }
 
 fn token(value: &str, expires_at: u64) -> AccessToken {
@@ -310,7 +410,6 @@ const AUTH: &str = r#"{"type":"workload_identity_federation","workload_identity_
     "federation_rule_id":"r","organization_id":"org-1","workspace_id":"ws-1",
     "base_url":"http://127.0.0.1:9/","identity_token":{"file":"/t"}}}"#;
 
-#[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::symlink_metadata(path)
@@ -320,7 +419,6 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-#[cfg(unix)]
 #[test]
 fn prepare_writes_a_user_oauth_profile_and_private_folders() {
     let root = tempfile::tempdir().unwrap();
@@ -418,7 +516,6 @@ fn an_existing_contradicting_profile_is_a_clear_error() {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn symlinks_and_open_folders_are_refused() {
     use std::os::unix::fs::PermissionsExt;

@@ -527,7 +527,6 @@ fn version_names_the_embedded_component_by_its_sha256() {
 /// `wif-host check --config PATH` (or `token --config ok --policy PATH`)
 /// refuses a local input that is not a small regular file before reading it
 /// whole, naming the file and why.
-#[cfg(unix)]
 #[test]
 fn config_and_policy_files_must_be_small_regular_files() {
     let files = Files::new();
@@ -535,9 +534,7 @@ fn config_and_policy_files_must_be_small_regular_files() {
     let config = files.write("ok.yaml", yaml_auth("http://127.0.0.1:9", &token, RULE));
     let big = files.write("big.yaml", "#".repeat(1024 * 1024 + 1));
     let fifo = files.dir().join("fifo.yaml");
-    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    mkfifo(&fifo);
     let directory = files.dir();
 
     let cases: [(&Path, &str); 4] = [

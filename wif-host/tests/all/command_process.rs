@@ -5,8 +5,6 @@
 //! The only timing asserted is a generous bound that tells a call that
 //! returned at its timeout from one that waited for a 30 s grandchild.
 
-#![cfg(unix)]
-
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +41,8 @@ fn wif_host_started_with_sigchld_ignored_runs_a_command_source() {
         .stdin(Stdio::null());
     // SAFETY: signal(2) is async-signal-safe, and this runs in the forked
     // child only, before it executes wif-host (which inherits "ignored").
+    // (rustix has no safe `signal`.)
+    #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(|| {
             libc::signal(libc::SIGCHLD, libc::SIG_IGN);
@@ -87,15 +87,13 @@ fn a_grandchild_that_escapes_the_group_cannot_hold_the_source_past_the_timeout()
         ))
         .unwrap_err();
     let took = start.elapsed();
-    let escaped: libc::pid_t = std::fs::read_to_string(&pid_file)
+    let escaped: i32 = std::fs::read_to_string(&pid_file)
         .expect("the grandchild wrote its pid")
         .trim()
         .parse()
         .unwrap();
-    // SAFETY: kill(2) touches no memory of this process.
-    unsafe {
-        libc::kill(escaped, libc::SIGKILL);
-    }
+    let escaped = rustix::process::Pid::from_raw(escaped).expect("a positive pid");
+    let _ = rustix::process::kill_process(escaped, rustix::process::Signal::KILL);
 
     let Error::SourceFailed { kind, message, .. } = &error else {
         panic!("expected a source failure, got {error:?}");

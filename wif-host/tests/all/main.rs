@@ -6,6 +6,8 @@
 //! One test binary, as wasmtime lays out its `tests/all`: wasmtime is linked
 //! once, and each module is one concern.
 
+#![deny(unsafe_code)]
+
 mod cli;
 mod command_process;
 mod docker_agent;
@@ -15,6 +17,7 @@ mod network_support;
 mod networks;
 mod policy_bypass;
 mod policy_denials;
+mod profile_trust;
 mod proxy_cli;
 mod sdk_env;
 mod sdk_python;

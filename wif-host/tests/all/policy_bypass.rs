@@ -650,7 +650,6 @@ impl Tree {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn path_tricks() {
     use std::os::unix::fs::symlink;
@@ -667,9 +666,7 @@ fn path_tricks() {
     symlink(dir.join("allowed/token"), dir.join("allowed/alias")).unwrap();
     symlink(dir.join("outside/secret"), dir.join("granted-link")).unwrap();
     let fifo = dir.join("allowed/fifo");
-    let c_fifo = std::ffi::CString::new(fifo.display().to_string()).unwrap();
-    // SAFETY: mkfifo with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+    mkfifo(&fifo);
 
     let prefixed = base.with_policy(tree.prefix_policy(&tokens));
     let mut table = Table::new("file paths, prefix DIR/allowed granted");

@@ -453,7 +453,6 @@ fn the_official_sdk_streams_through_the_proxy_as_the_upstream_sends() {
     assert_eq!(seen[0]["stream"], true);
 }
 
-#[cfg(unix)]
 #[test]
 fn the_gateway_serves_a_unix_socket() {
     let api = StandIn::start(Api::Echo);
@@ -481,7 +480,6 @@ fn the_gateway_serves_a_unix_socket() {
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Connects to the gateway's socket once it listens there.
-#[cfg(unix)]
 fn connect_unix(socket: &Path) -> std::os::unix::net::UnixStream {
     let start = Instant::now();
     loop {
@@ -518,7 +516,6 @@ fn read_chunk(reader: &mut impl BufRead) -> String {
     String::from_utf8(chunk[..size].to_vec()).unwrap()
 }
 
-#[cfg(unix)]
 #[test]
 fn sigterm_lets_the_request_in_flight_finish_removes_the_socket_and_exits_0() {
     let api = StandIn::start(Api::GatedEvents(&[
@@ -545,7 +542,7 @@ fn sigterm_lets_the_request_in_flight_finish_removes_the_socket_and_exits_0() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(read_chunk(&mut reader).contains(r#"{"n": 1}"#));
 
-    crate::support::signal(&child, libc::SIGTERM);
+    crate::support::signal(&child, rustix::process::Signal::TERM);
     // The gateway stopped accepting once its socket is gone; the stream
     // is still open and gets its last event only now.
     let start = Instant::now();
@@ -571,7 +568,6 @@ fn sigterm_lets_the_request_in_flight_finish_removes_the_socket_and_exits_0() {
     assert!(!socket.exists());
 }
 
-#[cfg(unix)]
 #[test]
 fn a_stale_socket_is_replaced_while_a_live_one_or_another_file_is_refused() {
     use std::os::unix::net::UnixListener;
@@ -599,7 +595,7 @@ fn a_stale_socket_is_replaced_while_a_live_one_or_another_file_is_refused() {
     assert!(said.contains(&listen), "{said}");
     assert!(said.contains("another process is listening"), "{said}");
 
-    crate::support::signal(&proxy.child, libc::SIGINT);
+    crate::support::signal(&proxy.child, rustix::process::Signal::INT);
     let status = proxy.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!socket.exists());

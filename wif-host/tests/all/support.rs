@@ -41,17 +41,14 @@ pub fn write_auth_config(dir: &Path, base_url: &str, rule: &str, extra: Value) -
 }
 
 /// Sends `signal` to `child`.
-#[cfg(unix)]
-pub fn signal(child: &Child, signal: libc::c_int) {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+pub fn signal(child: &Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_child(child);
+    rustix::process::kill_process(pid, signal).unwrap();
 }
 
 /// Sends SIGTERM to `child` and waits for it to end.
-#[cfg(unix)]
 pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    signal(child, libc::SIGTERM);
+    signal(child, rustix::process::Signal::TERM);
     child.wait().unwrap()
 }
 

@@ -71,13 +71,11 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-#[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[cfg(unix)]
 #[test]
 fn once_writes_the_profile_and_a_private_credentials_file() {
     let server = LoopbackServer::start(token_endpoint(3600)).unwrap();
@@ -157,7 +155,6 @@ fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn the_sidecar_rotates_short_tokens_and_stops_cleanly_on_sigterm() {
     // 4 s tokens are replaced at half their life.
@@ -177,7 +174,6 @@ fn the_sidecar_rotates_short_tokens_and_stops_cleanly_on_sigterm() {
     assert!(said.iter().all(|l| !l.contains("sk-ant-oat01")), "{said:?}");
 }
 
-#[cfg(unix)]
 #[test]
 fn a_failed_refresh_keeps_the_last_good_file_and_says_so() {
     let issued = AtomicU64::new(0);

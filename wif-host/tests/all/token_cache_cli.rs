@@ -265,8 +265,7 @@ fn a_cache_folder_planted_by_another_user_is_refused() {
     let setup = setup();
     let planted = setup.cache_home.join("anthropic-wif");
     std::fs::create_dir_all(&planted).unwrap();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
     } else {
         std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).unwrap();

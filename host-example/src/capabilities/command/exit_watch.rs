@@ -15,6 +15,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::thread::JoinHandle;
 
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+
 /// A descriptor that becomes readable once a child has exited.
 pub(super) enum ExitWatch {
     /// A pidfd of the child.
@@ -33,16 +35,16 @@ pub(super) enum ExitWatch {
 impl ExitWatch {
     /// Watches the child `pid` with a pidfd, or with a waiter thread where
     /// pidfds are unavailable.
-    pub(super) fn start(pid: libc::pid_t) -> io::Result<ExitWatch> {
+    pub(super) fn start(pid: Pid) -> io::Result<ExitWatch> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Ok(pidfd) = pidfd_open(pid) {
+        if let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
             return Ok(ExitWatch::Pidfd(pidfd));
         }
         ExitWatch::waiter(pid)
     }
 
     /// Watches the child `pid` with a waiter thread.
-    pub(super) fn waiter(pid: libc::pid_t) -> io::Result<ExitWatch> {
+    pub(super) fn waiter(pid: Pid) -> io::Result<ExitWatch> {
         let (reader, writer) = io::pipe()?;
         let thread = std::thread::Builder::new()
             .name("wif-command-exit".into())
@@ -79,44 +81,16 @@ impl ExitWatch {
     }
 }
 
-/// `pidfd_open(2)`: a descriptor of the process `pid` (close-on-exec).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
-    // or -1; it reads and writes no memory of this process.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-    // SAFETY: the kernel just returned this descriptor, and nothing else
-    // owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// Blocks until the child `pid` has exited, leaving it to be reaped. Returns
 /// at once when `pid` is not (or no longer) a child to wait for, for example
 /// when the system discarded it because `SIGCHLD` is ignored.
-fn wait_without_reaping(pid: libc::pid_t) {
-    loop {
-        // SAFETY: an all-zero siginfo_t is a valid value of this plain C
-        // struct.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid writes only into `info`, which lives across the
-        // call.
-        let result = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if result == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-    }
+fn wait_without_reaping(pid: Pid) {
+    let _ = rustix::io::retry_on_intr(|| {
+        rustix::process::waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        )
+    });
 }
 
 /// Whether this process has `SIGCHLD` ignored (`SIG_IGN`) or set with
@@ -124,21 +98,21 @@ fn wait_without_reaping(pid: libc::pid_t) {
 /// exit status, so a command's success cannot be known. Reading the
 /// disposition changes nothing.
 pub(super) fn exit_status_discarded() -> bool {
-    // SAFETY: an all-zero sigaction is a valid value of this plain C struct.
-    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    let mut current = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
     // SAFETY: with a null new action, sigaction only writes the current one
-    // into `current`.
-    let result = unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) };
+    // into `current`, which is all zeros before: a valid value of this
+    // plain C struct either way. (rustix has no safe `sigaction`.)
+    #[allow(unsafe_code)]
+    let (result, current) = unsafe {
+        let result = libc::sigaction(libc::SIGCHLD, std::ptr::null(), current.as_mut_ptr());
+        (result, current.assume_init())
+    };
     result == 0
         && (current.sa_sigaction == libc::SIG_IGN || current.sa_flags & libc::SA_NOCLDWAIT != 0)
 }
 
 /// Sends `SIGKILL` to the process group `pgid` (a child started as the
 /// group's leader and not yet reaped, so the id is still its own).
-pub(super) fn kill_group(pgid: libc::pid_t) {
-    // SAFETY: kill(2) with a negative pid signals a process group; it
-    // touches no memory of this process.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
+pub(super) fn kill_group(pgid: Pid) {
+    let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
 }

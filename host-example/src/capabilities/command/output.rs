@@ -4,8 +4,11 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::OFlags;
 
 /// How the collection ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -80,37 +83,30 @@ fn collect_into(
         if now >= limits.deadline {
             return Ending::TimedOut { exited };
         }
-        let mut polled: Vec<libc::pollfd> = streams
+        let mut polled: Vec<PollFd<'_>> = streams
             .iter()
             .filter_map(|s| s.pipe.as_ref())
-            .map(|pipe| pollfd(pipe.as_fd()))
+            .map(|pipe| PollFd::from_borrowed_fd(pipe.as_fd(), PollFlags::IN))
             .collect();
         if !exited {
-            polled.push(pollfd(exit));
+            polled.push(PollFd::from_borrowed_fd(exit, PollFlags::IN));
         }
-        let wait = limits.deadline - now;
-        let wait_ms = i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX);
-        // SAFETY: `polled` is a live array of `polled.len()` pollfd structs,
-        // which poll(2) reads and whose `revents` it writes.
-        let ready =
-            unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, wait_ms) };
-        if ready < 0 {
-            let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Ending::Failed(error.kind());
+        // A wait too long for a timespec is as good as no timeout.
+        let timeout = Timespec::try_from(limits.deadline - now).ok();
+        match rustix::event::poll(&mut polled, timeout.as_ref()) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(error) => return Ending::Failed(io::Error::from(error).kind()),
         }
-        if !exited && polled.last().is_some_and(|p| p.revents != 0) {
+        let ready: Vec<bool> = polled.iter().map(|p| !p.revents().is_empty()).collect();
+        drop(polled);
+        if !exited && ready.last() == Some(&true) {
             exited = true;
             on_exit();
         }
+        let mut ready = ready.into_iter();
         for stream in streams.iter_mut() {
-            let is_ready = stream.pipe.as_ref().is_some_and(|pipe| {
-                polled
-                    .iter()
-                    .any(|p| p.fd == pipe.as_raw_fd() && p.revents != 0)
-            });
+            let is_ready = stream.pipe.is_some() && ready.next() == Some(true);
             if !is_ready {
                 continue;
             }
@@ -168,22 +164,8 @@ impl Stream {
     }
 }
 
-fn pollfd(fd: BorrowedFd<'_>) -> libc::pollfd {
-    libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
 fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let raw = fd.as_raw_fd();
-    // SAFETY: fcntl F_GETFL/F_SETFL on a descriptor this function borrows;
-    // no memory is passed.
-    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | OFlags::NONBLOCK)?;
     Ok(())
 }

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::process::Pid;
+
 use super::exit_watch::{ExitWatch, kill_group};
 use super::output::{self, Ending, Limits};
 use super::run;
@@ -44,11 +46,9 @@ fn timed_sh(policy: &Policy, script: &str) -> (Result<CommandOutput, CapError>, 
 /// that escaped its group on purpose), so the test leaves nothing behind.
 fn kill_escaped(pid_file: &Path) {
     let text = std::fs::read_to_string(pid_file).expect("the escaped child wrote its pid");
-    let pid: libc::pid_t = text.trim().parse().expect("a pid");
-    // SAFETY: kill(2) touches no memory of this process.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
+    let pid: i32 = text.trim().parse().expect("a pid");
+    let pid = Pid::from_raw(pid).expect("a positive pid");
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
 }
 
 #[test]
@@ -187,7 +187,7 @@ fn collect_with(
     watch: ExitWatch,
     timeout: Duration,
 ) -> (Ending, output::Printed, Option<i32>) {
-    let pgid = child.id() as libc::pid_t;
+    let pgid = Pid::from_child(&child);
     let (ending, printed) = output::collect(
         child.stdout.take().map(OwnedFd::from),
         child.stderr.take().map(OwnedFd::from),
@@ -209,7 +209,7 @@ fn collect_with(
 #[test]
 fn the_waiter_thread_watch_collects_like_the_pidfd_one() {
     let child = spawn_sh("echo out; echo err >&2; exit 5");
-    let watch = ExitWatch::waiter(child.id() as libc::pid_t).unwrap();
+    let watch = ExitWatch::waiter(Pid::from_child(&child)).unwrap();
     let (ending, printed, code) = collect_with(child, watch, Duration::from_secs(10));
     assert_eq!(ending, Ending::Finished);
     assert_eq!(
@@ -219,7 +219,7 @@ fn the_waiter_thread_watch_collects_like_the_pidfd_one() {
     assert_eq!(code, Some(5));
 
     let child = spawn_sh("exec >&- 2>&-; sleep 30");
-    let watch = ExitWatch::waiter(child.id() as libc::pid_t).unwrap();
+    let watch = ExitWatch::waiter(Pid::from_child(&child)).unwrap();
     let start = Instant::now();
     let (ending, _, code) = collect_with(child, watch, Duration::from_millis(300));
     assert_eq!(ending, Ending::TimedOut { exited: false });
@@ -230,7 +230,7 @@ fn the_waiter_thread_watch_collects_like_the_pidfd_one() {
 #[test]
 fn the_default_watch_leaves_the_exit_status_to_the_caller() {
     let child = spawn_sh("exit 4");
-    let watch = ExitWatch::start(child.id() as libc::pid_t).unwrap();
+    let watch = ExitWatch::start(Pid::from_child(&child)).unwrap();
     let (ending, _, code) = collect_with(child, watch, Duration::from_secs(10));
     assert_eq!(ending, Ending::Finished);
     assert_eq!(code, Some(4));
@@ -249,7 +249,8 @@ fn run_with_sigchld_ignored(name: &str) {
         .env(IGNORED_SIGCHLD_ENV, "1")
         .stdin(Stdio::null());
     // SAFETY: signal(2) is async-signal-safe, and this runs in the forked
-    // child only, before exec.
+    // child only, before exec. (rustix has no safe `signal`.)
+    #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(|| {
             libc::signal(libc::SIGCHLD, libc::SIG_IGN);
@@ -294,7 +295,7 @@ fn a_lost_exit_status_is_an_error_not_a_crash() {
     // children itself: both watches see the exit, the reap finds nothing.
     for use_waiter in [false, true] {
         let mut child = spawn_sh("echo eyJtoken");
-        let pid = child.id() as libc::pid_t;
+        let pid = Pid::from_child(&child);
         let watch = if use_waiter {
             ExitWatch::waiter(pid).unwrap()
         } else {
@@ -314,6 +315,9 @@ fn a_lost_exit_status_is_an_error_not_a_crash() {
         assert_eq!(ending, Ending::Finished);
         assert_eq!(printed.stdout, b"eyJtoken\n");
         let lost = child.wait().unwrap_err();
-        assert_eq!(lost.raw_os_error(), Some(libc::ECHILD));
+        assert_eq!(
+            lost.raw_os_error(),
+            Some(rustix::io::Errno::CHILD.raw_os_error())
+        );
     }
 }

@@ -13,7 +13,6 @@ fn policy_granting(path: &Path) -> Policy {
 
 /// Issue 14, item 7: a denied symlink is named as given; where it leads
 /// stays unsaid.
-#[cfg(unix)]
 #[test]
 fn a_denial_never_says_where_a_symlink_leads() {
     let dir = tempfile::tempdir().expect("a temporary folder");
