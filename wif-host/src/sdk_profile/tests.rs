@@ -358,7 +358,7 @@ fn a_profile_of_another_user_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     write_profile(dir.path(), "work", &federation_profile("fdrl_01"));
     let nobody = Some(rustix::fs::Uid::from_raw(65534));
-    rustix::fs::chown(&config_path(dir.path(), "work"), nobody, None).unwrap();
+    rustix::fs::chown(config_path(dir.path(), "work"), nobody, None).unwrap();
     let message = refusal(dir.path());
     assert!(
         message.contains("work.json: belongs to another user"),
@@ -367,7 +367,7 @@ fn a_profile_of_another_user_is_refused() {
 
     // The file pointing at the active profile is held to the same rule.
     std::fs::write(dir.path().join(ACTIVE_CONFIG_FILE), "work").unwrap();
-    rustix::fs::chown(&dir.path().join(ACTIVE_CONFIG_FILE), nobody, None).unwrap();
+    rustix::fs::chown(dir.path().join(ACTIVE_CONFIG_FILE), nobody, None).unwrap();
     let message = active_config(dir.path()).unwrap_err().to_string();
     assert!(
         message.contains("active_config: belongs to another user"),
