@@ -176,6 +176,7 @@ fn check_error(error: &Error, expect: &Value, at: &str) {
                 SourceKind::Env => "env",
                 SourceKind::Command => "command",
                 SourceKind::Url => "url",
+                SourceKind::Aws => "aws",
             },
             _ => "",
         };
