@@ -122,6 +122,7 @@ fn error(error: crate::Error) -> wit::Error {
                 SourceKind::Env => wit::SourceKind::Env,
                 SourceKind::Command => wit::SourceKind::Command,
                 SourceKind::Url => wit::SourceKind::Url,
+                SourceKind::Aws => wit::SourceKind::Aws,
             },
             federation_rule_id,
             message,
@@ -184,19 +185,24 @@ impl wit::Guest for Component {
     fn requirements(config: String) -> Result<wit::HostRequirements, wit::Error> {
         let needs = PROVIDER.with(|p| p.borrow_mut().requirements(&config));
         needs
-            .map(|n| wit::HostRequirements {
-                env: n.env,
-                files: n.files,
-                origins: n.origins,
-                urls: n
-                    .urls
-                    .into_iter()
-                    .map(|u| wit::UrlRequirement {
-                        template: u.template,
-                        origin: u.origin,
-                    })
-                    .collect(),
-                commands: n.commands,
+            .map(|n| {
+                let urls = |urls: Vec<crate::UrlRequirement>| {
+                    urls.into_iter()
+                        .map(|u| wit::UrlRequirement {
+                            template: u.template,
+                            origin: u.origin,
+                        })
+                        .collect()
+                };
+                wit::HostRequirements {
+                    env: n.env,
+                    optional_env: n.optional_env,
+                    files: n.files,
+                    origins: n.origins,
+                    urls: urls(n.urls),
+                    when_set_urls: urls(n.when_set_urls),
+                    commands: n.commands,
+                }
             })
             .map_err(error)
     }

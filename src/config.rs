@@ -11,6 +11,11 @@ use crate::error::Error;
 use crate::expand;
 use crate::origin;
 
+mod aws;
+
+pub(crate) use aws::is_region;
+pub use aws::{AwsSource, DEFAULT_AUDIENCE, SigningAlgorithm};
+
 /// The only supported `type`.
 pub const AUTH_TYPE: &str = "workload_identity_federation";
 /// The token endpoint's base URL when `base_url` is not set.
@@ -20,7 +25,9 @@ pub const COMMAND_TIMEOUT_MS: u32 = 30_000;
 
 const WIF: &str = "workload_identity_federation";
 const SOURCE: &str = "workload_identity_federation.identity_token";
-const SOURCES: [&str; 4] = ["file", "env", "command", "url"];
+const SOURCES: [&str; 5] = ["file", "env", "command", "url", "aws"];
+/// How the "give one of" messages list the sources.
+const SOURCE_LIST: &str = "`file`, `env`, `command`, `url` or `aws`";
 
 /// A validated Workload Identity Federation configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,6 +67,9 @@ pub enum IdentitySource {
         /// is JSON.
         response_field: Option<String>,
     },
+    /// AWS STS `GetWebIdentityToken`, signed with the workload's AWS
+    /// credentials.
+    Aws(AwsSource),
 }
 
 impl Config {
@@ -152,10 +162,7 @@ impl Config {
             None => DEFAULT_BASE_URL.to_string(),
         };
         let source = wif.get("identity_token").ok_or_else(|| {
-            Error::config(
-                SOURCE,
-                "is missing; give one of `file`, `env`, `command` or `url`",
-            )
+            Error::config(SOURCE, format!("is missing; give one of {SOURCE_LIST}"))
         })?;
         let identity_token = identity_source(object(source, SOURCE)?)?;
 
@@ -181,7 +188,15 @@ fn identity_source(source: &Map<String, Value>) -> Result<IdentitySource, Error>
     allow_only(
         source,
         SOURCE,
-        &["file", "env", "command", "url", "headers", "response_field"],
+        &[
+            "file",
+            "env",
+            "command",
+            "url",
+            "aws",
+            "headers",
+            "response_field",
+        ],
     )?;
     let given: Vec<&str> = SOURCES
         .iter()
@@ -192,7 +207,7 @@ fn identity_source(source: &Map<String, Value>) -> Result<IdentitySource, Error>
         [] => {
             return Err(Error::config(
                 SOURCE,
-                "has no source; give exactly one of `file`, `env`, `command` or `url`",
+                format!("has no source; give exactly one of {SOURCE_LIST}"),
             ));
         }
         [kind] => *kind,
@@ -238,6 +253,10 @@ fn identity_source(source: &Map<String, Value>) -> Result<IdentitySource, Error>
             IdentitySource::Env(name)
         }
         "command" => IdentitySource::Command(argv(source)?),
+        "aws" => IdentitySource::Aws(AwsSource::from_value(
+            source.get("aws").unwrap_or(&Value::Null),
+            &path(SOURCE, "aws"),
+        )?),
         _ => url_source(source)?,
     })
 }

@@ -17,6 +17,8 @@ pub enum SourceKind {
     Command,
     /// `identity_token.url`.
     Url,
+    /// `identity_token.aws`.
+    Aws,
 }
 
 impl fmt::Display for SourceKind {
@@ -26,6 +28,7 @@ impl fmt::Display for SourceKind {
             SourceKind::Env => "env",
             SourceKind::Command => "command",
             SourceKind::Url => "url",
+            SourceKind::Aws => "aws",
         })
     }
 }

@@ -21,6 +21,7 @@ pub mod error;
 mod exchange;
 mod expand;
 pub mod fingerprint;
+mod form;
 mod origin;
 pub mod provider;
 pub mod requirements;

@@ -1,11 +1,15 @@
 //! What a config needs from the host, so a host can derive or approve its
 //! policy before the first call.
 
-use crate::config::{Config, IdentitySource};
+use crate::config::{AwsSource, Config, IdentitySource};
 use crate::error::Error;
 use crate::exchange::token_endpoint;
 use crate::expand;
 use crate::origin::origin;
+use crate::sources::aws::{
+    CONTAINER_HOST, CREDENTIAL_VARIABLES, ENDPOINT_VARIABLES, IMDS_ENDPOINT, REGION_VARIABLES,
+    regional_origin,
+};
 
 /// An identity-token URL a config fetches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +27,20 @@ pub struct Requirements {
     /// its header values reference (`NAME` for both `${NAME}` and
     /// `${env.NAME}`).
     pub env: Vec<String>,
-    /// Files.
+    /// Environment variables read when they are set, unset being fine (the
+    /// `aws` source's credential chain and overrides).
+    pub optional_env: Vec<String>,
+    /// Files. `${NAME}` stands for the file the variable `NAME` names, read
+    /// only when it is set.
     pub files: Vec<String>,
     /// Fixed origins: the token endpoint's and, when fixed, the identity
     /// URL's.
     pub origins: Vec<String>,
     /// Identity-token URLs as written.
     pub urls: Vec<UrlRequirement>,
+    /// URLs fetched only when every variable their template references is
+    /// set (endpoint overrides, fallbacks).
+    pub when_set_urls: Vec<UrlRequirement>,
     /// Commands, as argv.
     pub commands: Vec<Vec<String>>,
 }
@@ -58,6 +69,7 @@ impl Requirements {
                     origin: fixed_origin,
                 });
             }
+            IdentitySource::Aws(aws) => needs.add_aws(aws),
         }
         if let Ok(endpoint) = origin(&token_endpoint(&config.base_url))
             && !needs.origins.contains(&endpoint)
@@ -65,6 +77,47 @@ impl Requirements {
             needs.origins.push(endpoint);
         }
         Ok(needs)
+    }
+}
+
+impl Requirements {
+    /// The `aws` source: the region and endpoint variables, the credential
+    /// chain's variables, endpoints and token file.
+    fn add_aws(&mut self, source: &AwsSource) {
+        let when_set = |template: String| UrlRequirement {
+            origin: fixed_origin(&template),
+            template,
+        };
+        match &source.region {
+            Some(region) => self.origins.push(regional_origin(region)),
+            None => {
+                for name in REGION_VARIABLES {
+                    self.optional_env.push(name.to_string());
+                    self.when_set_urls
+                        .push(when_set(format!("https://sts.${{{name}}}.amazonaws.com/")));
+                }
+            }
+        }
+        for name in ENDPOINT_VARIABLES {
+            self.optional_env.push(name.to_string());
+            self.when_set_urls.push(when_set(format!("${{{name}}}")));
+        }
+        self.optional_env
+            .extend(CREDENTIAL_VARIABLES.iter().map(|name| name.to_string()));
+        // The relative URI starts with `/`: the host is fixed.
+        self.when_set_urls.push(UrlRequirement {
+            template: format!("{CONTAINER_HOST}${{AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}}"),
+            origin: Some(CONTAINER_HOST.to_string()),
+        });
+        for name in [
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        ] {
+            self.when_set_urls.push(when_set(format!("${{{name}}}")));
+        }
+        self.files
+            .push("${AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE}".to_string());
+        self.origins.push(IMDS_ENDPOINT.to_string());
     }
 }
 
@@ -163,5 +216,70 @@ mod tests {
         let fixed = needs(serde_json::json!({"url": "https://idp.example/t?aud=${env.AUD}"}));
         assert_eq!(fixed.urls[0].origin.as_deref(), Some("https://idp.example"));
         assert_eq!(fixed.env, ["AUD"]);
+    }
+
+    #[test]
+    fn the_aws_source_lists_its_chain() {
+        let env_region = needs(serde_json::json!({"aws": {}}));
+        assert!(env_region.env.is_empty());
+        assert_eq!(
+            env_region.optional_env,
+            [
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+                "AWS_ENDPOINT_URL_STS",
+                "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                "AWS_EC2_METADATA_DISABLED",
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            ]
+        );
+        assert_eq!(
+            env_region.files,
+            ["${AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE}"]
+        );
+        assert_eq!(
+            env_region.origins,
+            ["http://169.254.169.254", "https://api.anthropic.com"]
+        );
+        let templates: Vec<(&str, Option<&str>)> = env_region
+            .when_set_urls
+            .iter()
+            .map(|u| (u.template.as_str(), u.origin.as_deref()))
+            .collect();
+        assert_eq!(
+            templates,
+            [
+                ("https://sts.${AWS_REGION}.amazonaws.com/", None),
+                ("https://sts.${AWS_DEFAULT_REGION}.amazonaws.com/", None),
+                ("${AWS_ENDPOINT_URL_STS}", None),
+                ("${AWS_ENDPOINT_URL}", None),
+                (
+                    "http://169.254.170.2${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}",
+                    Some("http://169.254.170.2")
+                ),
+                ("${AWS_CONTAINER_CREDENTIALS_FULL_URI}", None),
+                ("${AWS_EC2_METADATA_SERVICE_ENDPOINT}", None),
+            ]
+        );
+        assert!(env_region.urls.is_empty());
+
+        let fixed = needs(serde_json::json!({"aws": {"region": "eu-west-3"}}));
+        assert_eq!(
+            fixed.origins,
+            [
+                "https://sts.eu-west-3.amazonaws.com",
+                "http://169.254.169.254",
+                "https://api.anthropic.com"
+            ]
+        );
+        assert!(!fixed.optional_env.iter().any(|n| n.ends_with("REGION")));
+        assert_eq!(fixed.when_set_urls.len(), 5);
     }
 }

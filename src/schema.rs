@@ -1,7 +1,7 @@
 //! The JSON Schema of the `auth` block, generated from the types below.
 //!
 //! The types describe the document exactly as [`crate::Config::parse`]
-//! accepts it (field names, id patterns, one source of four, no extra
+//! accepts it (field names, id patterns, one source of five, no extra
 //! fields); they exist for the schema, editors and other tools. The checked-in
 //! `docs/auth.schema.json` is [`auth_schema`]'s output, and a test fails when
 //! the two drift apart.
@@ -75,6 +75,8 @@ pub enum IdentityToken {
     Command(CommandSource),
     /// An HTTP GET.
     Url(UrlSource),
+    /// AWS STS `GetWebIdentityToken`.
+    Aws(AwsBlock),
 }
 
 /// A file holding the identity token, read on every exchange.
@@ -120,6 +122,45 @@ pub struct UrlSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub response_field: Option<String>,
+}
+
+/// An identity token from AWS STS `GetWebIdentityToken`, signed with the
+/// workload's AWS credentials.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsBlock {
+    /// The settings; every one is optional.
+    pub aws: AwsSettings,
+}
+
+/// What to ask STS for.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// The STS region; default `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$"))]
+    pub region: Option<String>,
+    /// The token's audience; default `https://api.anthropic.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub audience: Option<String>,
+    /// The key STS signs with; default `RS256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<AwsSigningAlgorithm>,
+    /// The token's lifetime in seconds; default STS's (300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 3600))]
+    pub duration_seconds: Option<u32>,
+}
+
+/// The algorithms STS signs identity tokens with.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub enum AwsSigningAlgorithm {
+    /// RSA with SHA-256.
+    RS256,
+    /// ECDSA P-384 with SHA-384.
+    ES384,
 }
 
 /// Exactly one branch must match: each source has its own required key and

@@ -56,6 +56,10 @@ fn explanation(config: &Config) -> String {
             "{url} is returning a cached token: make it issue a new identity token on every \
              request"
         ),
+        IdentitySource::Aws(_) => "AWS STS returned a token it had already issued, which it \
+             does not do for a new GetWebIdentityToken call: check that no proxy or endpoint \
+             override (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL) caches its answers"
+            .to_string(),
     };
     format!(
         "the identity token has not changed since it was last exchanged, and assertions are \

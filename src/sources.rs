@@ -1,4 +1,6 @@
-//! The four identity-token sources. Each is read anew for every exchange.
+//! The identity-token sources. Each is read anew for every exchange.
+
+pub(crate) mod aws;
 
 use crate::capabilities::{CapError, Capabilities, Header, HttpRequest};
 use crate::config::{COMMAND_TIMEOUT_MS, Config, IdentitySource};
@@ -31,6 +33,7 @@ pub(crate) fn read_assertion(caps: &impl Capabilities, config: &Config) -> Resul
             headers,
             response_field,
         } => fetch(caps, url, headers, response_field.as_deref(), &fail)?,
+        IdentitySource::Aws(aws) => aws::read(caps, aws, &fail)?,
     };
     let token = raw.trim();
     if token.is_empty() {
@@ -52,6 +55,7 @@ pub(crate) fn kind_of(source: &IdentitySource) -> SourceKind {
         IdentitySource::Env(_) => SourceKind::Env,
         IdentitySource::Command(_) => SourceKind::Command,
         IdentitySource::Url { .. } => SourceKind::Url,
+        IdentitySource::Aws(_) => SourceKind::Aws,
     }
 }
 

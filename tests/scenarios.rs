@@ -179,6 +179,7 @@ fn check_error(error: &Error, expect: &Value, at: &str) {
                 SourceKind::Env => "env",
                 SourceKind::Command => "command",
                 SourceKind::Url => "url",
+                SourceKind::Aws => "aws",
             },
             _ => "",
         };

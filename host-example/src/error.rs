@@ -143,6 +143,7 @@ fn kind_name(kind: SourceKind) -> &'static str {
         SourceKind::Env => "env",
         SourceKind::Command => "command",
         SourceKind::Url => "url",
+        SourceKind::Aws => "aws",
     }
 }
 

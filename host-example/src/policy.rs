@@ -306,7 +306,9 @@ pub struct MinimalPolicy {
 impl Policy {
     /// The minimal policy for `needs`. Identity URLs whose origin a
     /// `${NAME}` or `${env.NAME}` reference decides are resolved with `env`;
-    /// when that fails a note says what to add.
+    /// when that fails a note says what to add. URLs and files used only
+    /// when their variables are set are granted when `env` sets them, and
+    /// skipped without a note otherwise.
     pub fn minimal(needs: &Requirements, env: impl Fn(&str) -> Option<String>) -> MinimalPolicy {
         let mut notes = Vec::new();
         let mut origins: Vec<String> = Vec::new();
@@ -321,6 +323,22 @@ impl Policy {
         for origin in &needs.origins {
             add_origin(origin.clone(), &mut notes);
         }
+        // An empty variable counts as unset, as the AWS SDKs read them.
+        let set = |name: &str| env(name).filter(|value| !value.is_empty());
+        for (template, origin) in &needs.when_set_urls {
+            let Some(url) = expand_with(template, &set) else {
+                continue;
+            };
+            match origin {
+                Some(origin) => add_origin(origin.clone(), &mut notes),
+                None => match url::Url::parse(&url).ok().as_ref().and_then(Origin::of) {
+                    Some(origin) => add_origin(origin.to_string(), &mut notes),
+                    None => notes.push(format!(
+                        "{template} does not expand to an http or https URL here; fix the variable or add the origin to http.allow_origins"
+                    )),
+                },
+            }
+        }
         for (template, origin) in &needs.urls {
             if origin.is_some() {
                 continue;
@@ -332,9 +350,22 @@ impl Policy {
                 )),
             }
         }
+        let mut env_names = needs.env.clone();
+        env_names.extend(
+            needs
+                .optional_env
+                .iter()
+                .filter(|name| !needs.env.contains(name))
+                .cloned(),
+        );
         let policy = Policy {
-            env: needs.env.clone(),
-            files: needs.files.iter().map(PathBuf::from).collect(),
+            env: env_names,
+            files: needs
+                .files
+                .iter()
+                .filter_map(|file| Requirements::file_path(file, &env))
+                .map(PathBuf::from)
+                .collect(),
             origins: origins
                 .iter()
                 .filter_map(|o| parse_origin(o, "origin").ok())

@@ -532,15 +532,16 @@ impl Provider {
         let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
         let needs = self.call(&mut instance, |b, s| b.call_requirements(s, config_json))?;
         let needs = needs.map_err(Error::from)?;
+        let urls = |urls: Vec<
+            crate::bindings::exports::anthropic_wif::federation::provider::UrlRequirement,
+        >| { urls.into_iter().map(|u| (u.template, u.origin)).collect() };
         Ok(Requirements {
             env: needs.env,
+            optional_env: needs.optional_env,
             files: needs.files,
             origins: needs.origins,
-            urls: needs
-                .urls
-                .into_iter()
-                .map(|u| (u.template, u.origin))
-                .collect(),
+            urls: urls(needs.urls),
+            when_set_urls: urls(needs.when_set_urls),
             commands: needs.commands,
         })
     }

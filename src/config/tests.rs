@@ -495,3 +495,99 @@ fn deeply_nested_json_is_an_error_not_a_crash() {
     let deep = "[".repeat(100_000) + &"]".repeat(100_000);
     assert_field(Config::parse(&deep), "", "not valid JSON");
 }
+
+#[test]
+fn the_aws_source_has_defaults() {
+    let config = with(|v| *source(v) = json!({"aws": {}})).unwrap();
+    assert_eq!(
+        config.identity_token,
+        IdentitySource::Aws(AwsSource {
+            region: None,
+            audience: "https://api.anthropic.com".into(),
+            signing_algorithm: SigningAlgorithm::RS256,
+            duration_seconds: None,
+        })
+    );
+    let full = with(|v| {
+        *source(v) = json!({"aws": {
+            "region": "us-gov-west-1",
+            "audience": "https://other.example",
+            "signing_algorithm": "ES384",
+            "duration_seconds": 3600
+        }})
+    })
+    .unwrap();
+    assert_eq!(
+        full.identity_token,
+        IdentitySource::Aws(AwsSource {
+            region: Some("us-gov-west-1".into()),
+            audience: "https://other.example".into(),
+            signing_algorithm: SigningAlgorithm::ES384,
+            duration_seconds: Some(3600),
+        })
+    );
+}
+
+#[test]
+fn the_aws_source_names_each_bad_field() {
+    const AWS: &str = "workload_identity_federation.identity_token.aws";
+    let aws = |block: Value| with(move |v| *source(v) = json!({ "aws": block }));
+    assert_field(aws(json!("us-east-1")), AWS, "must be a map");
+    assert_field(
+        aws(json!({"regoin": "x"})),
+        &format!("{AWS}.regoin"),
+        "not a known field",
+    );
+    for region in [
+        "US-EAST-1",
+        "us_east_1",
+        "us-east-1.evil.example",
+        "-us",
+        "us--1",
+        "",
+    ] {
+        let field = format!("{AWS}.region");
+        assert!(
+            matches!(aws(json!({"region": region})), Err(Error::InvalidConfig { field: f, .. }) if f == field),
+            "{region}"
+        );
+    }
+    assert_field(
+        aws(json!({"audience": 5})),
+        &format!("{AWS}.audience"),
+        "string",
+    );
+    assert_field(
+        aws(json!({"audience": "a\u{7}b"})),
+        &format!("{AWS}.audience"),
+        "control",
+    );
+    assert_field(
+        aws(json!({"signing_algorithm": "HS256"})),
+        &format!("{AWS}.signing_algorithm"),
+        "`RS256` or `ES384`",
+    );
+    for duration in [
+        json!(59),
+        json!(3601),
+        json!(300.5),
+        json!("300"),
+        json!(-1),
+    ] {
+        assert_field(
+            aws(json!({"duration_seconds": duration})),
+            &format!("{AWS}.duration_seconds"),
+            "from 60 to 3600",
+        );
+    }
+    assert_field(
+        with(|v| *source(v) = json!({"aws": {}, "file": "/t"})),
+        "workload_identity_federation.identity_token",
+        "several sources (file, aws)",
+    );
+    assert_field(
+        with(|v| *source(v) = json!({"aws": {}, "headers": {}})),
+        "workload_identity_federation.identity_token.headers",
+        "only allowed with a `url` source",
+    );
+}

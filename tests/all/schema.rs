@@ -31,14 +31,14 @@ fn the_checked_in_schema_is_generated_from_the_types() {
 }
 
 #[test]
-fn the_schema_has_one_of_four_sources_id_patterns_and_no_extra_fields() {
+fn the_schema_has_one_of_five_sources_id_patterns_and_no_extra_fields() {
     let schema: Value = serde_json::from_str(&auth_schema()).unwrap();
     let text = schema.to_string();
     assert_eq!(schema["additionalProperties"], false);
     let source = &schema["$defs"]["IdentityToken"];
     assert_eq!(
         source["oneOf"].as_array().map(Vec::len),
-        Some(4),
+        Some(5),
         "{source}"
     );
     for pattern in ["^fdrl_", "^svac_", "wrkspc_"] {
@@ -79,6 +79,10 @@ fn schema_and_validator_agree() {
         with("workspace_id", json!("wrkspc_9")),
         with("base_url", json!("http://127.0.0.1:8080")),
         with("base_url", json!("https://gw.example.com/anthropic")),
+        auth(wif(json!({"aws": {}}))),
+        auth(wif(
+            json!({"aws": {"region": "us-east-1", "audience": "https://api.anthropic.com", "signing_algorithm": "ES384", "duration_seconds": 60}}),
+        )),
         // invalid
         json!({"type": "api_key"}),
         auth(
@@ -99,6 +103,13 @@ fn schema_and_validator_agree() {
         auth(wif(json!({"file": ""}))),
         auth(wif(json!({"url": "ftp://x"}))),
         auth(wif(json!({"file": "/t", "other": 1}))),
+        auth(wif(json!({"aws": {"region": "US"}}))),
+        auth(wif(json!({"aws": {"signing_algorithm": "HS256"}}))),
+        auth(wif(json!({"aws": {"duration_seconds": 3601}}))),
+        auth(wif(json!({"aws": {"duration_seconds": 59}}))),
+        auth(wif(json!({"aws": {"zone": "a"}}))),
+        auth(wif(json!({"aws": "us-east-1"}))),
+        auth(wif(json!({"aws": {}, "file": "/t"}))),
     ];
     let validator = validator();
     for case in cases {

@@ -274,3 +274,36 @@ fn each_exchange_reads_the_source_again() {
     let sent: Vec<String> = exchanges(&tokens).iter().map(assertion_of).collect();
     assert_eq!(sent, ["first-identity-token", "second-identity-token"]);
 }
+
+#[test]
+fn azure_example_reads_the_managed_identity_token_from_imds() {
+    // examples/azure/auth.yaml, with IMDS's link-local address replaced by
+    // a loopback stand-in that answers as IMDS does.
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/azure/auth.yaml");
+    let json = anthropic_wif_host::config_file::load_auth(&example, None).unwrap();
+    let imds = LoopbackServer::start(|request| {
+        let expected = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api://anthropic-wif";
+        if request.header("metadata") == Some("true") && request.path == expected {
+            Reply::json(
+                200,
+                &json!({"access_token": JWT, "expires_in": "86399", "token_type": "Bearer", "resource": "api://anthropic-wif"}),
+            )
+        } else {
+            Reply::json(400, &json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}))
+        }
+    })
+    .unwrap();
+    let tokens = token_server();
+    let mut auth: serde_json::Value =
+        serde_json::from_str(&json.replace("http://169.254.169.254", &imds.url())).unwrap();
+    auth["workload_identity_federation"]["base_url"] = json!(tokens.url());
+    let provider = provider(policy(&format!(
+        "[http]\nallow_origins = [{}, {}]\n",
+        q(imds.url()),
+        q(tokens.url())
+    )));
+    let token = provider.get_token(&auth.to_string()).unwrap();
+    assert_eq!(token.token.expose(), "sk-ant-oat01-demo-1");
+    assert_eq!(imds.requests()[0].method, "GET");
+    assert_eq!(assertion_of(&exchanges(&tokens)[0]), JWT);
+}

@@ -325,21 +325,37 @@ fn check_local(needs: &Requirements, policy: &Policy, findings: &mut Findings) {
     if !needs.files.is_empty() {
         println!("\nfiles");
     }
-    for file in &needs.files {
-        let path = Path::new(file);
+    for entry in &needs.files {
+        let Some(file) = Requirements::file_path(entry, env_var) else {
+            println!("  {entry}: the variable is not set here, so no file is read");
+            continue;
+        };
+        let path = Path::new(&file);
         let exists = path.is_file();
         let granted = match std::fs::canonicalize(path) {
             Ok(real) => policy.allows_file(&real),
             Err(_) => policy.allows_file_lexically(path),
         };
-        report(file, exists, granted, findings);
+        report(&file, exists, granted, findings);
     }
-    if !needs.env.is_empty() {
+    if !needs.env.is_empty() || !needs.optional_env.is_empty() {
         println!("\nenvironment variables");
     }
     for name in &needs.env {
         let set = std::env::var_os(name).is_some();
         report(name, set, policy.allows_env(name), findings);
+    }
+    for name in &needs.optional_env {
+        let set = std::env::var_os(name).is_some();
+        let granted = policy.allows_env(name);
+        println!(
+            "  {name}: {} (optional), {}",
+            if set { "set" } else { "not set" },
+            if granted { "granted" } else { "NOT GRANTED" }
+        );
+        if !granted {
+            findings.denied += 1;
+        }
     }
     if !needs.commands.is_empty() {
         println!("\ncommands");

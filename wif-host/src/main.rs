@@ -599,6 +599,10 @@ fn print_requirements(needs: &Requirements) {
         }
     };
     line("environment variables", needs.env.clone());
+    line(
+        "environment variables read when set",
+        needs.optional_env.clone(),
+    );
     line("files", needs.files.clone());
     line("origins", needs.origins.clone());
     line(
@@ -609,6 +613,17 @@ fn print_requirements(needs: &Requirements) {
             .map(|(template, origin)| match origin {
                 Some(origin) => format!("{template} (origin {origin})"),
                 None => format!("{template} (origin set by a variable)"),
+            })
+            .collect(),
+    );
+    line(
+        "URLs used when their variables are set",
+        needs
+            .when_set_urls
+            .iter()
+            .map(|(template, origin)| match origin {
+                Some(origin) => format!("{template} (origin {origin})"),
+                None => template.clone(),
             })
             .collect(),
     );

@@ -1,7 +1,7 @@
 //! `http-fetch` over `wasi:http/outgoing-handler`, called through the `wasi`
 //! crate's bindings (WASI 0.2.12, the version wasmtime 48 provides).
 //!
-//! - A request with a body (and every `POST`) carries `content-length`, so
+//! - A request with a body (and every `POST` and `PUT`) carries `content-length`, so
 //!   the runtime never sends it chunked: some servers and proxies answer a
 //!   chunked request with 411 Length Required, others read it as empty.
 //! - The whole request — connecting, sending, the answer's head and its
@@ -54,7 +54,7 @@ pub fn http_fetch(request: HttpRequest) -> Result<HttpResponse, CapError> {
     let target = Target::parse(&request.url)?;
     let deadline = Deadline::after(timeout, &target.origin);
     let method = method(&request.method)?;
-    let sized = !request.body.is_empty() || matches!(method, Method::Post);
+    let sized = !request.body.is_empty() || matches!(method, Method::Post | Method::Put);
     let length = sized.then_some(request.body.len());
     let outgoing = OutgoingRequest::new(fields(&request.headers, length)?);
     let invalid = |what: &str| CapError::Failed(format!("the URL's {what} is not valid"));
@@ -126,6 +126,8 @@ fn method(method: &str) -> Result<Method, CapError> {
     match method {
         "GET" => Ok(Method::Get),
         "POST" => Ok(Method::Post),
+        // IMDSv2 opens its session with a PUT.
+        "PUT" => Ok(Method::Put),
         other => Err(CapError::Failed(format!(
             "method {} is not supported",
             printable(other)

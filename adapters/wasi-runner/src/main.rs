@@ -112,6 +112,7 @@ fn describe(error: &Error) -> String {
                 SourceKind::Env => "env",
                 SourceKind::Command => "command",
                 SourceKind::Url => "url",
+                SourceKind::Aws => "aws",
             };
             // The runtime passes only the variables given with --env.
             let hint = match e.kind {

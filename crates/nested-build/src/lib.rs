@@ -123,8 +123,26 @@ pub fn target_root(out_dir: &Path, root: &Path) -> PathBuf {
 
 /// The guests' own target folder (beside the workspace's, so that it is
 /// reused by build, test and clippy and never waits on the outer lock).
+///
+/// A target folder outside the workspace (`CARGO_TARGET_DIR` shared by
+/// several checkouts or worktrees) gets one guest folder per checkout: the
+/// guests' artifacts (`anthropic_wif.wasm`, …) carry no hash in their names,
+/// so two checkouts building into one folder would overwrite each other's
+/// component while cargo still counts each one's build as fresh.
 pub fn guest_target_dir(out_dir: &Path, root: &Path) -> PathBuf {
-    target_root(out_dir, root).join("guest-build")
+    let target = target_root(out_dir, root);
+    if target.starts_with(root) {
+        return target.join("guest-build");
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(root, &mut hasher);
+    let name = root
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    target.join(format!(
+        "guest-build-{name}-{:016x}",
+        std::hash::Hasher::finish(&hasher)
+    ))
 }
 
 /// `cargo build ARGS --target TARGET --profile guest` in `target_dir`, with

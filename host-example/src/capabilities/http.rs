@@ -39,6 +39,8 @@ pub(super) fn fetch(
     let response = match request.method.as_str() {
         "GET" => with_headers(agent.get(url.as_str()), &request.headers).call(),
         "POST" => with_headers(agent.post(url.as_str()), &request.headers).send(&request.body[..]),
+        // IMDSv2 opens its session with a PUT.
+        "PUT" => with_headers(agent.put(url.as_str()), &request.headers).send(&request.body[..]),
         other => {
             return Err(CapError::Failed(format!(
                 "method {} is not supported",

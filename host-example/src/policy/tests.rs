@@ -206,6 +206,7 @@ fn the_minimal_policy_covers_the_requirements_and_parses_back() {
             "auth".into(),
             "print-identity-token".into(),
         ]],
+        ..Requirements::default()
     };
     let minimal = Policy::minimal(&needs, |name| match name {
         "REQ_URL" => Some("https://token.actions.example/x?a=1".to_string()),
@@ -232,6 +233,53 @@ fn the_minimal_policy_covers_the_requirements_and_parses_back() {
         "{:?}",
         minimal.notes
     );
+}
+
+#[test]
+fn when_set_urls_optional_variables_and_variable_files_follow_the_environment() {
+    let needs = Requirements {
+        env: vec!["A".into()],
+        optional_env: vec![
+            "A".into(),
+            "AWS_REGION".into(),
+            "AWS_ENDPOINT_URL_STS".into(),
+        ],
+        files: vec!["${TOKEN_FILE}".into(), "${UNSET_FILE}".into()],
+        origins: vec!["http://169.254.169.254".into()],
+        when_set_urls: vec![
+            ("https://sts.${AWS_REGION}.amazonaws.com/".into(), None),
+            ("${AWS_ENDPOINT_URL_STS}".into(), None),
+            (
+                "http://169.254.170.2${RELATIVE}".into(),
+                Some("http://169.254.170.2".into()),
+            ),
+            ("${NOT_A_URL}".into(), None),
+        ],
+        ..Requirements::default()
+    };
+    let minimal = Policy::minimal(&needs, |name| match name {
+        "AWS_REGION" => Some("eu-west-1".to_string()),
+        "TOKEN_FILE" => Some("/var/run/secrets/pod-identity/token".to_string()),
+        "NOT_A_URL" => Some("sts.example".to_string()),
+        _ => None,
+    });
+    let parsed = Policy::from_toml(&minimal.toml).unwrap();
+    let origins: Vec<String> = parsed.origins.iter().map(Origin::to_string).collect();
+    assert_eq!(
+        origins,
+        [
+            "http://169.254.169.254",
+            "https://sts.eu-west-1.amazonaws.com"
+        ],
+        "unset overrides are skipped without a note"
+    );
+    assert_eq!(parsed.env, ["A", "AWS_REGION", "AWS_ENDPOINT_URL_STS"]);
+    assert_eq!(
+        parsed.files,
+        [PathBuf::from("/var/run/secrets/pod-identity/token")]
+    );
+    assert_eq!(minimal.notes.len(), 1, "{:?}", minimal.notes);
+    assert!(minimal.notes[0].contains("${NOT_A_URL}"));
 }
 
 mod properties {

@@ -91,7 +91,7 @@ export async function httpFetch(policy, request) {
   const origin = originOf(url);
   if (!origin) return capError('denied', 'only http and https URLs are fetched');
   if (!policy.allowsOrigin(origin)) return capError('denied', `origin ${origin.text} is not granted`);
-  if (request.method !== 'GET' && request.method !== 'POST') {
+  if (!['GET', 'POST', 'PUT'].includes(request.method)) {
     return capError('failed', `method ${printable(request.method)} is not supported`);
   }
   const signal = AbortSignal.timeout(policy.httpTimeoutSecs * 1000);
@@ -99,7 +99,7 @@ export async function httpFetch(policy, request) {
     const response = await fetch(url, {
       method: request.method,
       headers: request.headers.map((h) => [h.name, h.value]),
-      body: request.method === 'POST' ? request.body : undefined,
+      body: request.method === 'GET' ? undefined : request.body,
       redirect: 'manual',
       signal,
     });

@@ -86,7 +86,7 @@ class Provider {
     });
   }
 
-  /** Validates `config` and lists what it needs from the host: `{env, files, origins, urls, commands}`. */
+  /** Validates `config` and lists what it needs from the host: `{env, optionalEnv, files, origins, urls, whenSetUrls, commands}`. */
   async requirements(config) {
     const text = configText(config);
     return this.#exclusive(() => this.#call('requirements', text));

@@ -12,6 +12,7 @@ mod cli;
 mod command_process;
 mod docker_agent;
 mod examples;
+mod identity_providers;
 mod log_hygiene;
 mod network_support;
 mod networks;

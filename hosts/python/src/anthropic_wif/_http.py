@@ -33,7 +33,7 @@ def fetch(policy: Policy, tls: ssl.SSLContext, request: Any) -> Record | Err:
         return cap_error("denied", "only http and https URLs are fetched")
     if not policy.allows_origin(origin):
         return cap_error("denied", f"origin {origin} is not granted")
-    if request.method not in ("GET", "POST"):
+    if request.method not in ("GET", "POST", "PUT"):
         return cap_error("failed", f"method {printable(request.method)} is not supported")
     target = parts.path or "/"
     if parts.query:
@@ -55,7 +55,7 @@ def fetch(policy: Policy, tls: ssl.SSLContext, request: Any) -> Record | Err:
         for header in request.headers:
             conn.putheader(header.name, header.value)
         body = bytes(request.body)
-        if request.method == "POST" or body:
+        if request.method in ("POST", "PUT") or body:
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body or None)
         _remaining(conn, deadline)

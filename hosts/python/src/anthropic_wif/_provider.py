@@ -63,10 +63,15 @@ class Requirements:
     """Everything a config will ask the host for."""
 
     env: list[str]
+    optional_env: list[str]
+    """Variables read when set; unset is fine (the aws source's credential chain)."""
     files: list[str]
+    """Files; `${NAME}` is the file the variable NAME names, read only when it is set."""
     origins: list[str]
     urls: list[tuple[str, str | None]]
     """Identity URLs as written, with their origin when it is fixed in the template."""
+    when_set_urls: list[tuple[str, str | None]]
+    """URLs fetched only when every variable their template references is set."""
     commands: list[list[str]]
 
 
@@ -193,9 +198,11 @@ class Provider:
             raise from_component(needs)
         return Requirements(
             env=list(needs.env),
+            optional_env=list(getattr(needs, "optional-env")),
             files=list(needs.files),
             origins=list(needs.origins),
             urls=[(u.template, u.origin) for u in needs.urls],
+            when_set_urls=[(u.template, u.origin) for u in getattr(needs, "when-set-urls")],
             commands=[list(argv) for argv in needs.commands],
         )
 
