@@ -629,10 +629,16 @@ impl Provider {
             }
         });
         store.set_epoch_deadline(1);
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| Error::Load(format!("instantiating the component: {e:#}")))?;
+        // The call's time budget starts with its fresh instance, so a
+        // machine busy enough to stretch instantiation past it is
+        // interrupted there too: that is the budget, not a broken component.
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
+            if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+                Error::Component(describe_trap(&e))
+            } else {
+                Error::Load(format!("instantiating the component: {e:#}"))
+            }
+        })?;
         Ok(Live { store, bindings })
     }
 }

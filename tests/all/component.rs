@@ -174,13 +174,12 @@ fn a_call_past_its_time_budget_is_interrupted_and_reported() {
         }
         other => panic!("expected an interrupted component, got {other:?}"),
     }
-    // The next call gets a fresh instance and, being small, fits its budget.
+    // The next call gets a fresh instance and, being small, fits its budget
+    // (on a machine busy enough to stall even that past 1 ms, within ten
+    // tries).
     let small = config("http://127.0.0.1:9", json!({ "file": "/t" }));
-    assert_eq!(
-        provider
-            .requirements(&small)
-            .expect("a fresh instance")
-            .files,
-        ["/t"]
-    );
+    let needs = (0..10)
+        .find_map(|_| provider.requirements(&small).ok())
+        .expect("a fresh instance serves a small call");
+    assert_eq!(needs.files, ["/t"]);
 }
