@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::gateway::{Gateway, Listen, Listener, SHUTDOWN_GRACE};
+use crate::gateway::{ClientKey, Gateway, Listen, Listener, SHUTDOWN_GRACE};
 use crate::sdk_profile::{ProfileError, ProfileWriter, resolve_input};
 use crate::sync::{Stop, SyncError};
 use anthropic_wif_host::config_file::LocatedAuth;
@@ -69,8 +69,10 @@ enum Command {
     /// applications run with ANTHROPIC_CONFIG_DIR and ANTHROPIC_PROFILE.
     Sync(SyncArgs),
     /// A local authenticating gateway for clients that only take a base URL:
-    /// forwards /v1/* to the config's base_url with the token.
-    Proxy(ProxyArgs),
+    /// forwards /v1/* to the config's base_url with the token, for clients
+    /// that present its client key.
+    #[command(alias = "proxy")]
+    Gateway(GatewayArgs),
     /// Check every origin, file, variable and command a config needs: DNS,
     /// proxy, TCP, TLS, HTTP, existence and grants (never contents).
     Doctor(doctor::DoctorArgs),
@@ -127,7 +129,7 @@ impl ConfigArgs {
 }
 
 #[derive(clap::Args)]
-struct ProxyArgs {
+struct GatewayArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// Policy file (TOML); without it, the minimal policy is derived.
@@ -138,6 +140,14 @@ struct ProxyArgs {
     /// socket is removed on SIGTERM or SIGINT.
     #[arg(long, value_name = "ADDRESS")]
     listen: String,
+    /// The file holding the key clients must present (as ANTHROPIC_API_KEY
+    /// or ANTHROPIC_AUTH_TOKEN): read when it exists (a regular file of
+    /// this user's, mode 0600 or stricter, not a symlink), created 0600
+    /// with a fresh random key when it does not. Default:
+    /// $XDG_RUNTIME_DIR/anthropic-wif/gateway.key, else gateway/gateway.key
+    /// in the user's cache folder.
+    #[arg(long, value_name = "PATH")]
+    client_key_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -267,7 +277,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Policy(args) => policy(&args),
         Command::Sync(args) => sync(&args),
-        Command::Proxy(args) => proxy(&args),
+        Command::Gateway(args) => gateway(&args),
         Command::Doctor(args) => doctor::run(&args),
     };
     match result {
@@ -403,13 +413,26 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
+fn gateway(args: &GatewayArgs) -> Result<(), Failure> {
     let usage = |message| Failure { code: 2, message };
-    let listen = Listen::parse(&args.listen).map_err(usage)?;
+    let listen = Listen::parse(&args.listen).map_err(|e| usage(e.to_string()))?;
     let located = args.config.load()?;
     let config = located.json();
     let upstream = Gateway::upstream_of(&config);
-    listen.refuse_loop(&upstream).map_err(usage)?;
+    listen
+        .refuse_loop(&upstream)
+        .map_err(|e| usage(e.to_string()))?;
+    let key_failed = |e: gateway::ClientKeyError| Failure {
+        code: BAD_CONFIG,
+        message: format!("gateway: {e}"),
+    };
+    let (client_key, key_path, created) = match &args.client_key_file {
+        Some(path) => {
+            let (key, created) = ClientKey::load_or_create(path).map_err(key_failed)?;
+            (key, path.clone(), created)
+        }
+        None => ClientKey::load_or_create_default().map_err(key_failed)?,
+    };
     // Watched before the socket exists, so that a signal never leaves it
     // behind.
     let stop = Stop::on_signals().map_err(|e| Failure {
@@ -417,6 +440,10 @@ fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
         message: format!("cannot watch for SIGTERM and SIGINT: {e}"),
     })?;
     let listener = Listener::bind(&listen).map_err(|e| usage(e.to_string()))?;
+    let bound = listener.address().map_err(|e| Failure {
+        code: NO_TOKEN,
+        message: format!("gateway on {listen}: {e}"),
+    })?;
     let inspector = builder(user_cache().as_deref()).build()?;
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
@@ -426,22 +453,34 @@ fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
     provider
         .requirements(&config)
         .map_err(|e| in_file(&located, e))?;
-    let gateway = Gateway::new(provider, config, &upstream).map_err(|message| Failure {
+    let gateway = Gateway::new(provider, config, &upstream, client_key).map_err(|e| Failure {
         code: BAD_CONFIG,
-        message: format!("proxy: {message}"),
+        message: format!("gateway: {e}"),
     })?;
-    eprintln!("wif-host: proxy: forwarding {listen} /v1/* to {upstream}");
+    eprintln!("wif-host: gateway: forwarding {bound} /v1/* to {upstream}");
+    let made = if created { "made a new one" } else { "read" };
+    eprintln!(
+        "wif-host: gateway: clients must present the key in {} ({made}):",
+        key_path.display()
+    );
+    if let Listen::Tcp(address) = &bound {
+        eprintln!("  export ANTHROPIC_BASE_URL=http://{address}");
+    }
+    eprintln!(
+        "  export ANTHROPIC_API_KEY=\"$(cat {})\"",
+        shell::quote(&key_path.to_string_lossy())
+    );
     let cut = Arc::new(gateway)
         .serve(listener, stop, SHUTDOWN_GRACE)
         .map_err(|e| Failure {
             code: NO_TOKEN,
-            message: format!("proxy on {listen}: {e}"),
+            message: format!("gateway on {bound}: {e}"),
         })?;
     if cut == 0 {
-        eprintln!("wif-host: proxy: stopped");
+        eprintln!("wif-host: gateway: stopped");
     } else {
         eprintln!(
-            "wif-host: proxy: stopped; {cut} requests still running after the {} s grace period were cut short",
+            "wif-host: gateway: stopped; {cut} connections still open after the {} s grace period were cut short",
             SHUTDOWN_GRACE.as_secs()
         );
     }

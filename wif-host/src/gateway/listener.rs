@@ -1,12 +1,15 @@
 //! Where the gateway listens: the `--listen` address, the refusal of an
 //! address that would make it forward to itself, binding (a stale Unix
-//! socket is replaced, anything else at its path refused), accepting until
-//! woken, and removing the socket file it created.
+//! socket is replaced, anything else at its path refused; a new socket is
+//! 0600 before anyone can connect), and removing the socket file it
+//! created.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+
+/// The listen queue of the gateway's socket.
+const BACKLOG: i32 = 1024;
 
 /// Where the gateway listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,24 +20,57 @@ pub enum Listen {
     Unix(PathBuf),
 }
 
+/// Why a `--listen` address, or the upstream for it, is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// `unix:` without a path.
+    #[error("--listen unix: needs a socket path")]
+    EmptySocketPath,
+    /// Neither `IP:PORT` nor `unix:PATH`.
+    #[error("--listen {text:?} is neither IP:PORT nor unix:PATH")]
+    Unparsable {
+        /// What was given.
+        text: String,
+    },
+    /// Not a loopback address.
+    #[error(
+        "--listen {address} is not a loopback address: the gateway hands out credentials, so it \
+         listens only on 127.0.0.1, ::1 or a Unix socket"
+    )]
+    NotLoopback {
+        /// The address.
+        address: SocketAddr,
+    },
+    /// The upstream is the listen address itself.
+    #[error(
+        "the config's base_url {upstream} is the gateway's own --listen address {address}: \
+         every request would be forwarded back to the gateway; set base_url to the API the \
+         gateway forwards to, or listen elsewhere"
+    )]
+    Loop {
+        /// The upstream base URL.
+        upstream: String,
+        /// The listen address.
+        address: SocketAddr,
+    },
+}
+
 impl Listen {
     /// Parses `127.0.0.1:PORT`, `[::1]:PORT` or `unix:PATH`; any
     /// non-loopback address is refused.
-    pub fn parse(text: &str) -> Result<Listen, String> {
+    pub fn parse(text: &str) -> Result<Listen, AddressError> {
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err("--listen unix: needs a socket path".into());
+                return Err(AddressError::EmptySocketPath);
             }
             return Ok(Listen::Unix(PathBuf::from(path)));
         }
-        let address: SocketAddr = text
-            .parse()
-            .map_err(|_| format!("--listen {text:?} is neither IP:PORT nor unix:PATH"))?;
+        let address: SocketAddr = text.parse().map_err(|_| AddressError::Unparsable {
+            text: text.to_string(),
+        })?;
         if !address.ip().is_loopback() {
-            return Err(format!(
-                "--listen {address} is not a loopback address: the gateway hands out credentials, so it \
-                 listens only on 127.0.0.1, ::1 or a Unix socket"
-            ));
+            return Err(AddressError::NotLoopback { address });
         }
         Ok(Listen::Tcp(address))
     }
@@ -44,7 +80,7 @@ impl Listen {
     /// address when it is the same IP (an IPv4-mapped IPv6 address
     /// included) or `localhost`, and the ports match (the scheme's default
     /// port when the URL names none). Names are not resolved.
-    pub fn refuse_loop(&self, upstream: &str) -> Result<(), String> {
+    pub fn refuse_loop(&self, upstream: &str) -> Result<(), AddressError> {
         let Listen::Tcp(address) = self else {
             return Ok(());
         };
@@ -61,11 +97,10 @@ impl Listen {
             None => false,
         };
         if same_host && url.port_or_known_default() == Some(address.port()) {
-            return Err(format!(
-                "the config's base_url {upstream} is the gateway's own --listen address {address}: \
-                 every request would be forwarded back to the gateway; set base_url to the API the \
-                 gateway forwards to, or listen elsewhere"
-            ));
+            return Err(AddressError::Loop {
+                upstream: upstream.to_string(),
+                address: *address,
+            });
         }
         Ok(())
     }
@@ -82,6 +117,7 @@ impl std::fmt::Display for Listen {
 
 /// Why the gateway cannot listen.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ListenError {
     /// Something that is not a socket is at the socket path.
     #[error("cannot listen on unix:{}: it exists and is not a socket; refusing to replace it", path.display())]
@@ -92,6 +128,13 @@ pub enum ListenError {
     /// A process accepts connections on the socket at the path.
     #[error("cannot listen on unix:{}: another process is listening on that socket", path.display())]
     InUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// The new socket at the path is not the private socket just made
+    /// (the path was swapped while it was being made).
+    #[error("cannot listen on unix:{}: the socket file changed while it was being made private", path.display())]
+    Swapped {
         /// The socket path.
         path: PathBuf,
     },
@@ -114,8 +157,11 @@ pub struct Listener {
     created: Option<CreatedSocket>,
 }
 
-enum Socket {
+/// The bound socket.
+pub(super) enum Socket {
+    /// A TCP listener.
     Tcp(TcpListener),
+    /// A Unix socket listener.
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixListener),
 }
@@ -132,7 +178,9 @@ struct CreatedSocket {
 impl Listener {
     /// Binds `listen`. At a Unix socket path, a socket nobody accepts on
     /// (left by a process that ended without removing it) is replaced;
-    /// a live socket, or any other kind of file, is refused.
+    /// a live socket, or any other kind of file, is refused. A new Unix
+    /// socket is made 0600 whatever the umask, between `bind` and
+    /// `listen`: nobody can connect before it is private.
     pub fn bind(listen: &Listen) -> Result<Listener, ListenError> {
         let failed = |source| ListenError::Io {
             listen: listen.clone(),
@@ -141,9 +189,6 @@ impl Listener {
         match listen {
             Listen::Tcp(address) => {
                 let socket = TcpListener::bind(address).map_err(failed)?;
-                // Accepting follows poll (on Unix): a connection gone in
-                // between must not block the loop.
-                #[cfg(unix)]
                 socket.set_nonblocking(true).map_err(failed)?;
                 Ok(Listener {
                     socket: Socket::Tcp(socket),
@@ -153,18 +198,11 @@ impl Listener {
             }
             #[cfg(unix)]
             Listen::Unix(path) => {
-                use std::os::unix::fs::MetadataExt;
                 remove_stale_socket(path, listen)?;
-                let socket = std::os::unix::net::UnixListener::bind(path).map_err(failed)?;
-                socket.set_nonblocking(true).map_err(failed)?;
-                let metadata = std::fs::symlink_metadata(path).map_err(failed)?;
+                let (socket, created) = bind_private_socket(path, listen)?;
                 Ok(Listener {
                     socket: Socket::Unix(socket),
-                    created: Some(CreatedSocket {
-                        path: path.clone(),
-                        device: metadata.dev(),
-                        inode: metadata.ino(),
-                    }),
+                    created: Some(created),
                 })
             }
             #[cfg(not(unix))]
@@ -172,73 +210,80 @@ impl Listener {
         }
     }
 
-    /// The next connection, or `None` once `wake` is readable (a byte was
-    /// written to its peer, or the peer was closed).
-    #[cfg(unix)]
-    pub fn accept_until(
-        &self,
-        wake: &std::os::unix::net::UnixStream,
-    ) -> io::Result<Option<Connection>> {
-        use std::os::fd::AsRawFd;
-        let listening = match &self.socket {
-            Socket::Tcp(listener) => listener.as_raw_fd(),
-            Socket::Unix(listener) => listener.as_raw_fd(),
-        };
-        loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: listening,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: wake.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: `fds` is a valid array of two pollfd for the call's
-            // duration, and both descriptors stay open (borrowed above).
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if ready < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(error);
-            }
-            if fds[1].revents != 0 {
-                return Ok(None);
-            }
-            if fds[0].revents != 0 {
-                match self.accept() {
-                    Ok(connection) => return Ok(Some(connection)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                }
-            }
+    /// The address it listens on, with the port the system chose for
+    /// `127.0.0.1:0`.
+    pub fn address(&self) -> io::Result<Listen> {
+        match &self.socket {
+            Socket::Tcp(listener) => listener.local_addr().map(Listen::Tcp),
+            #[cfg(unix)]
+            Socket::Unix(_) => Ok(Listen::Unix(
+                self.created
+                    .as_ref()
+                    .map(|c| c.path.clone())
+                    .unwrap_or_default(),
+            )),
         }
     }
 
-    /// The next connection: blocking where nothing polls first (not on
-    /// Unix); on Unix, `WouldBlock` when none is waiting. The connection
-    /// itself is blocking.
-    pub fn accept(&self) -> io::Result<Connection> {
+    /// A second handle on the listening socket (non-blocking), for the
+    /// server's event loop; this listener keeps the socket file.
+    pub(super) fn socket(&self) -> io::Result<Socket> {
         match &self.socket {
-            Socket::Tcp(listener) => {
-                let (stream, _) = listener.accept()?;
-                stream.set_nonblocking(false)?;
-                let _ = stream.set_nodelay(true);
-                Ok(Connection::Tcp(stream))
-            }
+            Socket::Tcp(listener) => listener.try_clone().map(Socket::Tcp),
             #[cfg(unix)]
-            Socket::Unix(listener) => {
-                let (stream, _) = listener.accept()?;
-                stream.set_nonblocking(false)?;
-                Ok(Connection::Unix(stream))
-            }
+            Socket::Unix(listener) => listener.try_clone().map(Socket::Unix),
         }
     }
+}
+
+/// Binds a Unix socket at `path`, made 0600 before it listens; the
+/// listener and the file it made.
+#[cfg(unix)]
+fn bind_private_socket(
+    path: &Path,
+    listen: &Listen,
+) -> Result<(std::os::unix::net::UnixListener, CreatedSocket), ListenError> {
+    use rustix::fs::{Mode, chmod};
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let failed = |source: io::Error| ListenError::Io {
+        listen: listen.clone(),
+        source,
+    };
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(|e| failed(e.into()))?;
+    let address = SocketAddrUnix::new(path).map_err(|e| failed(e.into()))?;
+    rustix::net::bind(&socket, &address).map_err(|e| failed(e.into()))?;
+    // Not listening yet: a connect fails until `listen`, so the mode the
+    // umask gave the file is never usable by anyone.
+    let made_private = chmod(path, Mode::from_raw_mode(0o600));
+    let metadata = std::fs::symlink_metadata(path);
+    let created = match (made_private, metadata) {
+        (Ok(()), Ok(metadata))
+            if metadata.file_type().is_socket()
+                && metadata.permissions().mode() & 0o777 == 0o600 =>
+        {
+            CreatedSocket {
+                path: path.to_path_buf(),
+                device: metadata.dev(),
+                inode: metadata.ino(),
+            }
+        }
+        (Err(e), _) => return Err(failed(e.into())),
+        (_, Err(e)) => return Err(failed(e)),
+        _ => {
+            return Err(ListenError::Swapped {
+                path: path.to_path_buf(),
+            });
+        }
+    };
+    rustix::net::listen(&socket, BACKLOG).map_err(|e| failed(e.into()))?;
+    Ok((std::os::unix::net::UnixListener::from(socket), created))
 }
 
 /// Makes room for a Unix socket at `path`: nothing there is fine; a socket
@@ -281,63 +326,6 @@ impl Drop for Listener {
             .is_ok_and(|m| m.dev() == created.device && m.ino() == created.inode);
         if ours {
             let _ = std::fs::remove_file(&created.path);
-        }
-    }
-}
-
-/// One accepted client connection.
-pub enum Connection {
-    /// Over TCP.
-    Tcp(TcpStream),
-    /// Over a Unix socket.
-    #[cfg(unix)]
-    Unix(std::os::unix::net::UnixStream),
-}
-
-impl Connection {
-    /// A second handle on the same connection (one reads, one writes).
-    pub fn try_clone(&self) -> io::Result<Connection> {
-        match self {
-            Connection::Tcp(stream) => stream.try_clone().map(Connection::Tcp),
-            #[cfg(unix)]
-            Connection::Unix(stream) => stream.try_clone().map(Connection::Unix),
-        }
-    }
-
-    /// Ends reads that wait longer than `timeout`.
-    pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        match self {
-            Connection::Tcp(stream) => stream.set_read_timeout(Some(timeout)),
-            #[cfg(unix)]
-            Connection::Unix(stream) => stream.set_read_timeout(Some(timeout)),
-        }
-    }
-}
-
-impl Read for Connection {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Connection::Tcp(stream) => stream.read(buf),
-            #[cfg(unix)]
-            Connection::Unix(stream) => stream.read(buf),
-        }
-    }
-}
-
-impl Write for Connection {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Connection::Tcp(stream) => stream.write(buf),
-            #[cfg(unix)]
-            Connection::Unix(stream) => stream.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Connection::Tcp(stream) => stream.flush(),
-            #[cfg(unix)]
-            Connection::Unix(stream) => stream.flush(),
         }
     }
 }
