@@ -10,12 +10,14 @@ mod cli;
 mod command_process;
 mod docker_agent;
 mod examples;
+mod gateway_attacks;
+mod gateway_cli;
 mod log_hygiene;
 mod network_support;
 mod networks;
 mod policy_bypass;
 mod policy_denials;
-mod proxy_cli;
+
 mod sdk_env;
 mod sdk_python;
 mod sources;
