@@ -188,8 +188,7 @@ impl Listener {
         };
         match listen {
             Listen::Tcp(address) => {
-                let socket = TcpListener::bind(address).map_err(failed)?;
-                socket.set_nonblocking(true).map_err(failed)?;
+                let socket = bind_tcp(*address).map_err(failed)?;
                 Ok(Listener {
                     socket: Socket::Tcp(socket),
                     #[cfg(unix)]
@@ -234,6 +233,27 @@ impl Listener {
             Socket::Unix(listener) => listener.try_clone().map(Socket::Unix),
         }
     }
+}
+
+/// Binds a non-blocking TCP listener on `address` with a listen queue of
+/// [`BACKLOG`] (the standard library's is 128: a burst of new connections
+/// beyond it would be reset).
+fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+    let family = match address {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let socket = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    sockopt::set_socket_reuseaddr(&socket, true)?;
+    rustix::net::bind(&socket, &address)?;
+    rustix::net::listen(&socket, BACKLOG)?;
+    Ok(TcpListener::from(socket))
 }
 
 /// Binds a Unix socket at `path`, made 0600 before it listens; the

@@ -31,8 +31,9 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-/// The size of one read from the upstream's body.
-const READ_BYTES: usize = 16 * 1024;
+/// The size of one read from the upstream's body (events are small; a
+/// large body takes more reads, each a chunk to the client).
+const READ_BYTES: usize = 8 * 1024;
 
 /// What is sent upstream, taken from the client's request.
 pub struct Outgoing {
