@@ -26,7 +26,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::gateway::{
-    Gateway, GatewayError, Listen, ListenAddressError, ListenError, Listener, SHUTDOWN_GRACE,
+    AddressError, ClientKey, ClientKeyError, Gateway, GatewayError, Listen, ListenError, Listener,
+    SHUTDOWN_GRACE,
 };
 use crate::sdk_profile::{ProfileError, ProfileWriter, resolve_input};
 use crate::sync::{Stop, SyncError};
@@ -79,8 +80,10 @@ enum Command {
     /// applications run with ANTHROPIC_CONFIG_DIR and ANTHROPIC_PROFILE.
     Sync(SyncArgs),
     /// A local authenticating gateway for clients that only take a base URL:
-    /// forwards /v1/* to the config's base_url with the token.
-    Proxy(ProxyArgs),
+    /// forwards /v1/* to the config's base_url with the token, for clients
+    /// that present its client key.
+    #[command(alias = "proxy")]
+    Gateway(GatewayArgs),
     /// Check every origin, file, variable and command a config needs: DNS,
     /// proxy, TCP, TLS, HTTP, existence and grants (never contents).
     Doctor(doctor::DoctorArgs),
@@ -137,7 +140,7 @@ impl ConfigArgs {
 }
 
 #[derive(clap::Args)]
-struct ProxyArgs {
+struct GatewayArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// Policy file (TOML); without it, the minimal policy is derived.
@@ -148,6 +151,14 @@ struct ProxyArgs {
     /// socket is removed on SIGTERM or SIGINT.
     #[arg(long, value_name = "ADDRESS")]
     listen: String,
+    /// The file holding the key clients must present (as ANTHROPIC_API_KEY
+    /// or ANTHROPIC_AUTH_TOKEN): read when it exists (a regular file of
+    /// this user's, mode 0600 or stricter, not a symlink), created 0600
+    /// with a fresh random key when it does not. Default:
+    /// $XDG_RUNTIME_DIR/anthropic-wif/gateway.key, else gateway/gateway.key
+    /// in the user's cache folder.
+    #[arg(long, value_name = "PATH")]
+    client_key_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -232,20 +243,23 @@ enum Failure {
     Sync(#[from] SyncError),
     /// The `--listen` address is refused.
     #[error(transparent)]
-    ListenAddress(#[from] ListenAddressError),
+    ListenAddress(#[from] AddressError),
     /// The gateway cannot listen.
     #[error(transparent)]
     Listen(#[from] ListenError),
     /// The gateway cannot be set up.
-    #[error("proxy: {0}")]
-    Gateway(#[from] GatewayError),
+    #[error("gateway: {0}")]
+    Gateway(Box<GatewayError>),
+    /// The gateway's client key cannot be read or made.
+    #[error("gateway: {0}")]
+    ClientKey(#[from] ClientKeyError),
     /// Serving ended with an error.
-    #[error("proxy on {listen}: {source}")]
+    #[error("gateway on {listen}: {source}")]
     Serve {
         /// Where the gateway listened.
         listen: Listen,
         /// The failure.
-        source: std::io::Error,
+        source: Box<GatewayError>,
     },
     /// SIGTERM and SIGINT cannot be watched.
     #[error("cannot watch for SIGTERM and SIGINT: {0}")]
@@ -269,6 +283,12 @@ enum Failure {
     Demo(String),
 }
 
+impl From<GatewayError> for Failure {
+    fn from(error: GatewayError) -> Failure {
+        Failure::Gateway(Box::new(error))
+    }
+}
+
 impl Failure {
     /// Whether running the same command again may succeed (an endpoint
     /// down, a port still in use) rather than needing a change.
@@ -278,7 +298,7 @@ impl Failure {
             Failure::Listen(error) => error.is_transient(),
             Failure::Gateway(error) => error.is_transient(),
             Failure::ListenAddress(error) => error.is_transient(),
-            Failure::Serve { .. } => true,
+            Failure::Serve { source, .. } => source.is_transient(),
             _ => false,
         }
     }
@@ -294,7 +314,8 @@ impl Failure {
             Failure::Policy(_)
             | Failure::Profile(_)
             | Failure::Sync(SyncError::Profile(_))
-            | Failure::Gateway(_) => Exit::InvalidConfig,
+            | Failure::Gateway(_)
+            | Failure::ClientKey(_) => Exit::InvalidConfig,
             Failure::ListenAddress(_) | Failure::Listen(_) => Exit::Usage,
             Failure::Serve { .. } | Failure::Signals(_) | Failure::Unprintable => Exit::NoToken,
             Failure::Doctor { denied, .. } if *denied > 0 => Exit::Denied,
@@ -345,7 +366,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Policy(args) => policy(&args),
         Command::Sync(args) => sync(&args),
-        Command::Proxy(args) => proxy(&args),
+        Command::Gateway(args) => gateway(&args),
         Command::Doctor(args) => doctor::run(&args),
     };
     match result {
@@ -477,16 +498,27 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
+fn gateway(args: &GatewayArgs) -> Result<(), Failure> {
     let listen = Listen::parse(&args.listen)?;
     let located = args.config.load()?;
     let config = located.json();
     let upstream = Gateway::upstream_of(&config);
     listen.refuse_loop(&upstream)?;
+    let (client_key, key_path, created) = match &args.client_key_file {
+        Some(path) => {
+            let (key, created) = ClientKey::load_or_create(path)?;
+            (key, path.clone(), created)
+        }
+        None => ClientKey::load_or_create_default()?,
+    };
     // Watched before the socket exists, so that a signal never leaves it
     // behind.
     let stop = Stop::on_signals().map_err(Failure::Signals)?;
     let listener = Listener::bind(&listen)?;
+    let bound = listener.address().map_err(|source| Failure::Serve {
+        listen: listen.clone(),
+        source: Box::new(GatewayError::Serve(source)),
+    })?;
     let inspector = builder(user_cache().as_deref()).build()?;
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
@@ -496,19 +528,31 @@ fn proxy(args: &ProxyArgs) -> Result<(), Failure> {
     provider
         .requirements(&config)
         .map_err(|e| in_file(&located, e))?;
-    let gateway = Gateway::new(provider, config, &upstream)?;
-    eprintln!("wif-host: proxy: forwarding {listen} /v1/* to {upstream}");
+    let gateway = Gateway::new(provider, config, &upstream, client_key)?;
+    eprintln!("wif-host: gateway: forwarding {bound} /v1/* to {upstream}");
+    let made = if created { "made a new one" } else { "read" };
+    eprintln!(
+        "wif-host: gateway: clients must present the key in {} ({made}):",
+        key_path.display()
+    );
+    if let Listen::Tcp(address) = &bound {
+        eprintln!("  export ANTHROPIC_BASE_URL=http://{address}");
+    }
+    eprintln!(
+        "  export ANTHROPIC_API_KEY=\"$(cat {})\"",
+        shell::quote(&key_path.to_string_lossy())
+    );
     let cut = Arc::new(gateway)
         .serve(listener, stop, SHUTDOWN_GRACE)
         .map_err(|source| Failure::Serve {
-            listen: listen.clone(),
-            source,
+            listen: bound.clone(),
+            source: Box::new(source),
         })?;
     if cut == 0 {
-        eprintln!("wif-host: proxy: stopped");
+        eprintln!("wif-host: gateway: stopped");
     } else {
         eprintln!(
-            "wif-host: proxy: stopped; {cut} requests still running after the {} s grace period were cut short",
+            "wif-host: gateway: stopped; {cut} connections still open after the {} s grace period were cut short",
             SHUTDOWN_GRACE.as_secs()
         );
     }

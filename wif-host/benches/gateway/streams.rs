@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 
-use crate::proxy::{Memory, ProxyProcess};
+use crate::process::{GatewayProcess, Memory};
 
 /// A streaming Messages request.
 const REQUEST: &str = r#"{"model":"claude-bench","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count slowly."}]}"#;
@@ -28,33 +28,37 @@ pub struct Round {
     pub failed: Vec<String>,
     /// From the start signal until the last stream ended.
     pub wall: Duration,
-    /// The most threads the proxy had, sampled every 10 ms.
+    /// The most threads the gateway had, sampled every 10 ms.
     pub peak_threads: u64,
 }
 
-/// Runs `count` streams at once through `proxy`, each expecting `deltas`
-/// text deltas.
-pub fn run(proxy: &ProxyProcess, count: usize, deltas: usize) -> anyhow::Result<Round> {
+/// Runs `count` streams at once through `gateway`, each expecting
+/// `deltas` text deltas.
+pub fn run(gateway: &GatewayProcess, count: usize, deltas: usize) -> anyhow::Result<Round> {
     let agent = ureq::Agent::config_builder()
         .max_idle_connections(0)
         .build()
         .new_agent();
-    let url = format!("{}/v1/messages", proxy.url());
+    let url = format!("{}/v1/messages", gateway.url());
+    let key = gateway.key().to_string();
     let barrier = Arc::new(Barrier::new(count + 1));
     let clients: Vec<_> = (0..count)
         .map(|_| {
             let (agent, url, barrier) = (agent.clone(), url.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                stream(&agent, &url, deltas)
-            })
+            let key = key.clone();
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    stream(&agent, &url, &key, deltas)
+                })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     barrier.wait();
     let start = Instant::now();
     let mut peak_threads = 0;
     while !clients.iter().all(|c| c.is_finished()) {
-        let Memory { threads, .. } = proxy.memory()?;
+        let Memory { threads, .. } = gateway.memory()?;
         peak_threads = peak_threads.max(threads);
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -77,11 +81,11 @@ pub fn run(proxy: &ProxyProcess, count: usize, deltas: usize) -> anyhow::Result<
 
 /// One stream, read line by line: `message_start` first, then `deltas`
 /// deltas `word0 ` … in order, then `message_stop`.
-fn stream(agent: &ureq::Agent, url: &str, deltas: usize) -> anyhow::Result<Stream> {
+fn stream(agent: &ureq::Agent, url: &str, key: &str, deltas: usize) -> anyhow::Result<Stream> {
     let start = Instant::now();
     let response = agent
         .post(url)
-        .header("x-api-key", "placeholder")
+        .header("x-api-key", key)
         .header("anthropic-version", "2023-06-01")
         .header("content-type", "application/json")
         .send(REQUEST)?;

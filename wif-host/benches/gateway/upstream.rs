@@ -43,7 +43,9 @@ impl Upstream {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let tokens = tokens.clone();
-                std::thread::spawn(move || serve(stream, &*tokens, streaming));
+                let _ = std::thread::Builder::new()
+                    .stack_size(256 * 1024)
+                    .spawn(move || serve(stream, &*tokens, streaming));
             }
         });
         Ok(Upstream { url })

@@ -1,12 +1,15 @@
 //! Where the gateway listens: the `--listen` address, the refusal of an
 //! address that would make it forward to itself, binding (a stale Unix
-//! socket is replaced, anything else at its path refused), accepting until
-//! woken, and removing the socket file it created.
+//! socket is replaced, anything else at its path refused; a new socket is
+//! 0600 before anyone can connect), and removing the socket file it
+//! created.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+
+/// The listen queue of the gateway's socket.
+const BACKLOG: i32 = 1024;
 
 /// Where the gateway listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,24 +20,65 @@ pub enum Listen {
     Unix(PathBuf),
 }
 
+/// Why a `--listen` address, or the upstream for it, is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// `unix:` without a path.
+    #[error("--listen unix: needs a socket path")]
+    EmptySocketPath,
+    /// Neither `IP:PORT` nor `unix:PATH`.
+    #[error("--listen {text:?} is neither IP:PORT nor unix:PATH")]
+    Unparsable {
+        /// What was given.
+        text: String,
+    },
+    /// Not a loopback address.
+    #[error(
+        "--listen {address} is not a loopback address: the gateway hands out credentials, so it \
+         listens only on 127.0.0.1, ::1 or a Unix socket"
+    )]
+    NotLoopback {
+        /// The address.
+        address: SocketAddr,
+    },
+    /// The upstream is the listen address itself.
+    #[error(
+        "the config's base_url {upstream} is the gateway's own --listen address {address}: \
+         every request would be forwarded back to the gateway; set base_url to the API the \
+         gateway forwards to, or listen elsewhere"
+    )]
+    Loop {
+        /// The upstream base URL.
+        upstream: String,
+        /// The listen address.
+        address: SocketAddr,
+    },
+}
+
+impl AddressError {
+    /// Always false: an address is refused for what it is, and the same
+    /// address is refused again.
+    pub fn is_transient(&self) -> bool {
+        false
+    }
+}
+
 impl Listen {
     /// Parses `127.0.0.1:PORT`, `[::1]:PORT` or `unix:PATH`; any
     /// non-loopback address is refused.
-    pub fn parse(text: &str) -> Result<Listen, ListenAddressError> {
+    pub fn parse(text: &str) -> Result<Listen, AddressError> {
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err(ListenAddressError::NoSocketPath);
+                return Err(AddressError::EmptySocketPath);
             }
             return Ok(Listen::Unix(PathBuf::from(path)));
         }
-        let address: SocketAddr =
-            text.parse()
-                .map_err(|source| ListenAddressError::Unparsable {
-                    text: text.to_string(),
-                    source,
-                })?;
+        let address: SocketAddr = text.parse().map_err(|_| AddressError::Unparsable {
+            text: text.to_string(),
+        })?;
         if !address.ip().is_loopback() {
-            return Err(ListenAddressError::NotLoopback { address });
+            return Err(AddressError::NotLoopback { address });
         }
         Ok(Listen::Tcp(address))
     }
@@ -42,10 +86,9 @@ impl Listen {
     /// Refuses an `upstream` that is this address: the gateway would
     /// forward every request to itself. The upstream's host counts as this
     /// address when it is the same IP (an IPv4-mapped IPv6 address
-    /// included) or a loopback name (`localhost`, `*.localhost`: see
-    /// [`anthropic_wif_host::local_host::is_loopback_name`]), and the ports match (the scheme's default
+    /// included) or `localhost`, and the ports match (the scheme's default
     /// port when the URL names none). Names are not resolved.
-    pub fn refuse_loop(&self, upstream: &str) -> Result<(), ListenAddressError> {
+    pub fn refuse_loop(&self, upstream: &str) -> Result<(), AddressError> {
         let Listen::Tcp(address) = self else {
             return Ok(());
         };
@@ -55,11 +98,14 @@ impl Listen {
         let same_host = match url.host() {
             Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).to_canonical() == address.ip(),
             Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).to_canonical() == address.ip(),
-            Some(url::Host::Domain(name)) => anthropic_wif_host::local_host::is_loopback_name(name),
+            Some(url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                name == "localhost" || name.ends_with(".localhost")
+            }
             None => false,
         };
         if same_host && url.port_or_known_default() == Some(address.port()) {
-            return Err(ListenAddressError::Loop {
+            return Err(AddressError::Loop {
                 upstream: upstream.to_string(),
                 address: *address,
             });
@@ -74,53 +120,6 @@ impl std::fmt::Display for Listen {
             Listen::Tcp(address) => write!(f, "{address}"),
             Listen::Unix(path) => write!(f, "unix:{}", path.display()),
         }
-    }
-}
-
-/// Why a `--listen` address is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ListenAddressError {
-    /// `unix:` without a path.
-    #[error("--listen unix: needs a socket path")]
-    NoSocketPath,
-    /// Neither `IP:PORT` nor `unix:PATH`.
-    #[error("--listen {text:?} is neither IP:PORT nor unix:PATH")]
-    Unparsable {
-        /// The address as given.
-        text: String,
-        /// Why it is not `IP:PORT`.
-        #[source]
-        source: std::net::AddrParseError,
-    },
-    /// An IP address that is not loopback.
-    #[error(
-        "--listen {address} is not a loopback address: the gateway hands out credentials, so it \
-         listens only on 127.0.0.1, ::1 or a Unix socket"
-    )]
-    NotLoopback {
-        /// The address.
-        address: SocketAddr,
-    },
-    /// The upstream is the listen address itself ([`Listen::refuse_loop`]).
-    #[error(
-        "the config's base_url {upstream} is the gateway's own --listen address {address}: \
-         every request would be forwarded back to the gateway; set base_url to the API the \
-         gateway forwards to, or listen elsewhere"
-    )]
-    Loop {
-        /// The config's base URL.
-        upstream: String,
-        /// The listen address.
-        address: SocketAddr,
-    },
-}
-
-impl ListenAddressError {
-    /// Whether a retry may help: never, the command line or the config
-    /// must change.
-    pub fn is_transient(&self) -> bool {
-        false
     }
 }
 
@@ -140,6 +139,13 @@ pub enum ListenError {
         /// The socket path.
         path: PathBuf,
     },
+    /// The new socket at the path is not the private socket just made
+    /// (the path was swapped while it was being made).
+    #[error("cannot listen on unix:{}: the socket file changed while it was being made private", path.display())]
+    Swapped {
+        /// The socket path.
+        path: PathBuf,
+    },
     /// Binding (or inspecting the path) failed.
     #[error("cannot listen on {listen}: {source}")]
     Io {
@@ -151,18 +157,17 @@ pub enum ListenError {
 }
 
 impl ListenError {
-    /// Whether a retry may help: when binding failed for a passing reason
-    /// (the address still in use, an interruption; see
-    /// [`anthropic_wif_host::net::errors::is_transient_io`]), or another process
-    /// listens on the socket, which may be ending. A file that is not a
-    /// socket stays until someone removes it.
+    /// Whether trying again may succeed: another process is listening (it
+    /// may stop), the socket changed while it was made, or a passing I/O
+    /// failure (an address still in use). Something that is not a socket
+    /// at the path stays there until someone removes it.
     pub fn is_transient(&self) -> bool {
         match self {
-            ListenError::NotASocket { .. } => false,
-            ListenError::InUse { .. } => true,
+            ListenError::InUse { .. } | ListenError::Swapped { .. } => true,
             ListenError::Io { source, .. } => {
                 anthropic_wif_host::net::errors::is_transient_io(source.kind())
             }
+            ListenError::NotASocket { .. } => false,
         }
     }
 }
@@ -172,16 +177,22 @@ impl ListenError {
 /// replaced it since).
 pub struct Listener {
     socket: Socket,
+    #[cfg(unix)]
     created: Option<CreatedSocket>,
 }
 
-enum Socket {
+/// The bound socket.
+pub(super) enum Socket {
+    /// A TCP listener.
     Tcp(TcpListener),
+    /// A Unix socket listener.
+    #[cfg(unix)]
     Unix(std::os::unix::net::UnixListener),
 }
 
 /// The socket file a listener created, told apart from a later one at the
 /// same path by its device and inode.
+#[cfg(unix)]
 struct CreatedSocket {
     path: PathBuf,
     device: u64,
@@ -191,7 +202,9 @@ struct CreatedSocket {
 impl Listener {
     /// Binds `listen`. At a Unix socket path, a socket nobody accepts on
     /// (left by a process that ended without removing it) is replaced;
-    /// a live socket, or any other kind of file, is refused.
+    /// a live socket, or any other kind of file, is refused. A new Unix
+    /// socket is made 0600 whatever the umask, between `bind` and
+    /// `listen`: nobody can connect before it is private.
     pub fn bind(listen: &Listen) -> Result<Listener, ListenError> {
         let failed = |source| ListenError::Io {
             listen: listen.clone(),
@@ -199,86 +212,128 @@ impl Listener {
         };
         match listen {
             Listen::Tcp(address) => {
-                let socket = TcpListener::bind(address).map_err(failed)?;
-                // Accepting follows poll: a connection gone in
-                // between must not block the loop.
-                socket.set_nonblocking(true).map_err(failed)?;
+                let socket = bind_tcp(*address).map_err(failed)?;
                 Ok(Listener {
                     socket: Socket::Tcp(socket),
+                    #[cfg(unix)]
                     created: None,
                 })
             }
+            #[cfg(unix)]
             Listen::Unix(path) => {
-                use std::os::unix::fs::MetadataExt;
                 remove_stale_socket(path, listen)?;
-                let socket = std::os::unix::net::UnixListener::bind(path).map_err(failed)?;
-                socket.set_nonblocking(true).map_err(failed)?;
-                let metadata = std::fs::symlink_metadata(path).map_err(failed)?;
+                let (socket, created) = bind_private_socket(path, listen)?;
                 Ok(Listener {
                     socket: Socket::Unix(socket),
-                    created: Some(CreatedSocket {
-                        path: path.clone(),
-                        device: metadata.dev(),
-                        inode: metadata.ino(),
-                    }),
+                    created: Some(created),
                 })
             }
+            #[cfg(not(unix))]
+            Listen::Unix(_) => Err(failed(io::Error::other("Unix sockets need a Unix system"))),
         }
     }
 
-    /// The next connection, or `None` once `wake` is readable (a byte was
-    /// written to its peer, or the peer was closed).
-    pub fn accept_until(
-        &self,
-        wake: &std::os::unix::net::UnixStream,
-    ) -> io::Result<Option<Connection>> {
-        use rustix::event::{PollFd, PollFlags};
-        use std::os::fd::AsFd;
-        let listening = match &self.socket {
-            Socket::Tcp(listener) => listener.as_fd(),
-            Socket::Unix(listener) => listener.as_fd(),
-        };
-        loop {
-            let mut fds = [
-                PollFd::from_borrowed_fd(listening, PollFlags::IN),
-                PollFd::from_borrowed_fd(wake.as_fd(), PollFlags::IN),
-            ];
-            rustix::io::retry_on_intr(|| rustix::event::poll(&mut fds, None))?;
-            if !fds[1].revents().is_empty() {
-                return Ok(None);
-            }
-            if !fds[0].revents().is_empty() {
-                match self.accept() {
-                    Ok(connection) => return Ok(Some(connection)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-    }
-
-    /// The next connection, or `WouldBlock` when none is waiting. The
-    /// connection itself is blocking.
-    pub fn accept(&self) -> io::Result<Connection> {
+    /// The address it listens on, with the port the system chose for
+    /// `127.0.0.1:0`.
+    pub fn address(&self) -> io::Result<Listen> {
         match &self.socket {
-            Socket::Tcp(listener) => {
-                let (stream, _) = listener.accept()?;
-                stream.set_nonblocking(false)?;
-                let _ = stream.set_nodelay(true);
-                Ok(Connection::Tcp(stream))
-            }
-            Socket::Unix(listener) => {
-                let (stream, _) = listener.accept()?;
-                stream.set_nonblocking(false)?;
-                Ok(Connection::Unix(stream))
-            }
+            Socket::Tcp(listener) => listener.local_addr().map(Listen::Tcp),
+            #[cfg(unix)]
+            Socket::Unix(_) => Ok(Listen::Unix(
+                self.created
+                    .as_ref()
+                    .map(|c| c.path.clone())
+                    .unwrap_or_default(),
+            )),
         }
     }
+
+    /// A second handle on the listening socket (non-blocking), for the
+    /// server's event loop; this listener keeps the socket file.
+    pub(super) fn socket(&self) -> io::Result<Socket> {
+        match &self.socket {
+            Socket::Tcp(listener) => listener.try_clone().map(Socket::Tcp),
+            #[cfg(unix)]
+            Socket::Unix(listener) => listener.try_clone().map(Socket::Unix),
+        }
+    }
+}
+
+/// Binds a non-blocking TCP listener on `address` with a listen queue of
+/// [`BACKLOG`] (the standard library's is 128: a burst of new connections
+/// beyond it would be reset).
+fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+    let family = match address {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let socket = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    sockopt::set_socket_reuseaddr(&socket, true)?;
+    rustix::net::bind(&socket, &address)?;
+    rustix::net::listen(&socket, BACKLOG)?;
+    Ok(TcpListener::from(socket))
+}
+
+/// Binds a Unix socket at `path`, made 0600 before it listens; the
+/// listener and the file it made.
+#[cfg(unix)]
+fn bind_private_socket(
+    path: &Path,
+    listen: &Listen,
+) -> Result<(std::os::unix::net::UnixListener, CreatedSocket), ListenError> {
+    use rustix::fs::{Mode, chmod};
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let failed = |source: io::Error| ListenError::Io {
+        listen: listen.clone(),
+        source,
+    };
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(|e| failed(e.into()))?;
+    let address = SocketAddrUnix::new(path).map_err(|e| failed(e.into()))?;
+    rustix::net::bind(&socket, &address).map_err(|e| failed(e.into()))?;
+    // Not listening yet: a connect fails until `listen`, so the mode the
+    // umask gave the file is never usable by anyone.
+    let made_private = chmod(path, Mode::from_raw_mode(0o600));
+    let metadata = std::fs::symlink_metadata(path);
+    let created = match (made_private, metadata) {
+        (Ok(()), Ok(metadata))
+            if metadata.file_type().is_socket()
+                && metadata.permissions().mode() & 0o777 == 0o600 =>
+        {
+            CreatedSocket {
+                path: path.to_path_buf(),
+                device: metadata.dev(),
+                inode: metadata.ino(),
+            }
+        }
+        (Err(e), _) => return Err(failed(e.into())),
+        (_, Err(e)) => return Err(failed(e)),
+        _ => {
+            return Err(ListenError::Swapped {
+                path: path.to_path_buf(),
+            });
+        }
+    };
+    rustix::net::listen(&socket, BACKLOG).map_err(|e| failed(e.into()))?;
+    Ok((std::os::unix::net::UnixListener::from(socket), created))
 }
 
 /// Makes room for a Unix socket at `path`: nothing there is fine; a socket
 /// that refuses connections is stale and removed; anything else is an
 /// error naming the path.
+#[cfg(unix)]
 fn remove_stale_socket(path: &Path, listen: &Listen) -> Result<(), ListenError> {
     use std::os::unix::fs::FileTypeExt;
     let failed = |source| ListenError::Io {
@@ -304,6 +359,7 @@ fn remove_stale_socket(path: &Path, listen: &Listen) -> Result<(), ListenError> 
     }
 }
 
+#[cfg(unix)]
 impl Drop for Listener {
     fn drop(&mut self) {
         use std::os::unix::fs::MetadataExt;
@@ -314,57 +370,6 @@ impl Drop for Listener {
             .is_ok_and(|m| m.dev() == created.device && m.ino() == created.inode);
         if ours {
             let _ = std::fs::remove_file(&created.path);
-        }
-    }
-}
-
-/// One accepted client connection.
-pub enum Connection {
-    /// Over TCP.
-    Tcp(TcpStream),
-    /// Over a Unix socket.
-    Unix(std::os::unix::net::UnixStream),
-}
-
-impl Connection {
-    /// A second handle on the same connection (one reads, one writes).
-    pub fn try_clone(&self) -> io::Result<Connection> {
-        match self {
-            Connection::Tcp(stream) => stream.try_clone().map(Connection::Tcp),
-            Connection::Unix(stream) => stream.try_clone().map(Connection::Unix),
-        }
-    }
-
-    /// Ends reads that wait longer than `timeout`.
-    pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        match self {
-            Connection::Tcp(stream) => stream.set_read_timeout(Some(timeout)),
-            Connection::Unix(stream) => stream.set_read_timeout(Some(timeout)),
-        }
-    }
-}
-
-impl Read for Connection {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Connection::Tcp(stream) => stream.read(buf),
-            Connection::Unix(stream) => stream.read(buf),
-        }
-    }
-}
-
-impl Write for Connection {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Connection::Tcp(stream) => stream.write(buf),
-            Connection::Unix(stream) => stream.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Connection::Tcp(stream) => stream.flush(),
-            Connection::Unix(stream) => stream.flush(),
         }
     }
 }

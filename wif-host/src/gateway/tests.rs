@@ -1,6 +1,6 @@
-use std::io::{Cursor, Read, Write};
+use std::io::Read;
 
-use super::http1::*;
+use super::upstream::Tee;
 use super::*;
 
 #[test]
@@ -33,122 +33,37 @@ fn only_loopback_and_unix_sockets_are_accepted() {
 }
 
 #[test]
-fn a_request_head_is_parsed_and_bounded() {
-    let mut input = Cursor::new(b"POST /v1/messages?beta=true HTTP/1.1\r\nHost: x\r\nX-Api-Key: k\r\nContent-Length: 2\r\n\r\nhi".to_vec());
-    let head = read_head(&mut input).unwrap().unwrap();
-    assert_eq!(head.method, "POST");
-    assert_eq!(head.target, "/v1/messages?beta=true");
-    assert_eq!(head.header("x-api-key"), Some("k"));
-    assert_eq!(body_kind(&head).unwrap(), BodyKind::Length(2));
-    assert!(read_head(&mut Cursor::new(Vec::new())).unwrap().is_none());
-    let huge = format!(
-        "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
-        "a".repeat(MAX_HEAD_BYTES)
-    );
-    assert!(read_head(&mut Cursor::new(huge.into_bytes())).is_err());
-    for bad in [
-        "GET\r\n\r\n",
-        "GET / FTP/1\r\n\r\n",
-        "GET / HTTP/1.1\r\nno colon\r\n\r\n",
-        "GET / HTTP/1.1\r\n",
-    ] {
-        assert!(
-            read_head(&mut Cursor::new(bad.as_bytes().to_vec())).is_err(),
-            "{bad:?}"
-        );
-    }
-}
-
-#[test]
-fn a_request_head_debug_shows_header_names_not_values() {
-    let head = Head {
-        method: "POST".into(),
-        target: "/v1/messages".into(),
-        headers: vec![
-            ("x-api-key".into(), "sk-ant-api03-client-secret".into()),
-            ("authorization".into(), "Bearer client-bearer".into()),
-        ],
-    };
-    let shown = format!("{head:?} {head:#?}");
-    assert!(
-        shown.contains("x-api-key") && shown.contains("authorization"),
-        "{shown}"
-    );
-    assert!(
-        !shown.contains("client-secret") && !shown.contains("client-bearer"),
-        "{shown}"
-    );
-}
-
-#[test]
-fn ambiguous_body_framing_is_refused() {
-    let head = |headers: &[(&str, &str)]| Head {
-        method: "POST".into(),
-        target: "/v1/x".into(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-    };
-    assert_eq!(body_kind(&head(&[])).unwrap(), BodyKind::Empty);
-    assert_eq!(
-        body_kind(&head(&[("Transfer-Encoding", "chunked")])).unwrap(),
-        BodyKind::Chunked
-    );
-    assert!(
-        body_kind(&head(&[
-            ("Transfer-Encoding", "chunked"),
-            ("Content-Length", "3")
-        ]))
-        .is_err()
-    );
-    assert!(body_kind(&head(&[("Content-Length", "3"), ("Content-Length", "4")])).is_err());
-    assert!(body_kind(&head(&[("Transfer-Encoding", "gzip")])).is_err());
-    assert!(body_kind(&head(&[("Content-Length", "-1")])).is_err());
-}
-
-#[test]
-fn chunked_bodies_round_trip() {
-    let mut encoded = Vec::new();
-    let mut writer = ChunkedWriter::new(&mut encoded);
-    writer.write_all(b"hello ").unwrap();
-    writer.write_all(b"").unwrap();
-    writer.write_all(b"world").unwrap();
-    writer.finish().unwrap();
-    assert_eq!(encoded, b"6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n");
-    let mut decoded = String::new();
-    ChunkedReader::new(Cursor::new(encoded))
-        .read_to_string(&mut decoded)
-        .unwrap();
-    assert_eq!(decoded, "hello world");
-    let mut sink = Vec::new();
-    assert!(
-        ChunkedReader::new(Cursor::new(b"zz\r\n".to_vec()))
-            .read_to_end(&mut sink)
-            .is_err()
-    );
-    assert!(
-        ChunkedReader::new(Cursor::new(b"5\r\nab".to_vec()))
-            .read_to_end(&mut sink)
-            .is_err()
-    );
-}
-
-#[test]
 fn the_tee_keeps_a_copy_up_to_the_cap_only() {
-    let mut small: &[u8] = b"body";
     let tee = Tee {
-        inner: &mut small,
+        inner: &b"body"[..],
         copy: Some(Vec::new()),
     };
-    assert_eq!(drain_copy(tee).as_deref(), Some(&b"body"[..]));
+    assert_eq!(tee.drain_copy().as_deref(), Some(&b"body"[..]));
     let big = vec![7u8; REPLAY_CAP_BYTES + 1];
-    let mut reader: &[u8] = &big;
     let tee = Tee {
-        inner: &mut reader,
+        inner: &big[..],
         copy: Some(Vec::new()),
     };
-    assert!(drain_copy(tee).is_none());
+    assert!(tee.drain_copy().is_none());
+    let mut cut = Tee {
+        inner: std::io::Read::chain(&b"part"[..], Failing),
+        copy: Some(Vec::new()),
+    };
+    let mut first = [0u8; 4];
+    cut.read_exact(&mut first).unwrap();
+    assert!(
+        cut.drain_copy().is_none(),
+        "a body that ended early is not replayed"
+    );
+}
+
+/// A reader that fails.
+struct Failing;
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::UnexpectedEof.into())
+    }
 }
 
 #[test]
@@ -201,7 +116,60 @@ fn a_base_url_at_the_listen_address_is_a_loop() {
     assert_eq!(unix.refuse_loop("http://localhost:80"), Ok(()));
 }
 
+mod client_keys {
+    use hyper::header::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn a_generated_key_is_long_random_and_never_shown() {
+        let key = ClientKey::generate().unwrap();
+        let other = ClientKey::generate().unwrap();
+        assert_ne!(key.expose(), other.expose());
+        let text = key.expose();
+        assert!(text.starts_with(client_key::KEY_PREFIX), "{text}");
+        // 32 bytes in base64url without padding: 43 characters.
+        assert_eq!(text.len(), client_key::KEY_PREFIX.len() + 43);
+        let shown = format!("{key:?} {key:#?}");
+        assert!(
+            !shown.contains(&text[client_key::KEY_PREFIX.len()..]),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_key_is_admitted_as_an_api_key_or_a_bearer_token_only() {
+        let key = ClientKey::generate().unwrap();
+        let text = key.expose().to_string();
+        assert!(key.admits(&headers(&[("x-api-key", &text)])));
+        assert!(key.admits(&headers(&[("authorization", &format!("Bearer {text}"))])));
+        assert!(key.admits(&headers(&[("authorization", &format!("bearer {text}"))])));
+        assert!(key.admits(&headers(&[("x-api-key", "wrong"), ("x-api-key", &text)])));
+        for refused in [
+            headers(&[]),
+            headers(&[("x-api-key", "wrong")]),
+            headers(&[("x-api-key", &text[..text.len() - 1])]),
+            headers(&[("x-api-key", &format!("{text}x"))]),
+            headers(&[("authorization", &text)]),
+            headers(&[("authorization", &format!("Basic {text}"))]),
+            headers(&[("x-other", &text)]),
+        ] {
+            assert!(!key.admits(&refused), "{refused:?}");
+        }
+    }
+}
+
+#[cfg(unix)]
 mod unix_socket {
+    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::{UnixListener, UnixStream};
 
     use super::*;
@@ -218,6 +186,14 @@ mod unix_socket {
         drop(UnixListener::bind(&path).unwrap());
         assert!(path.exists(), "the stale socket file stays behind");
         let listener = Listener::bind(&listen(&path)).unwrap();
+        assert_eq!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
         UnixStream::connect(&path).unwrap();
         drop(listener);
         assert!(!path.exists());
@@ -256,61 +232,4 @@ mod unix_socket {
         UnixStream::connect(&path).unwrap();
         drop(other);
     }
-
-    #[test]
-    fn accepting_ends_when_woken() {
-        let folder = tempfile::tempdir().unwrap();
-        let path = folder.path().join("wif.sock");
-        let listener = Listener::bind(&listen(&path)).unwrap();
-        let (wake, woken) = UnixStream::pair().unwrap();
-        let _client = UnixStream::connect(&path).unwrap();
-        assert!(listener.accept_until(&wake).unwrap().is_some());
-        drop(woken);
-        assert!(listener.accept_until(&wake).unwrap().is_none());
-    }
-}
-
-#[test]
-fn waiting_for_in_flight_connections_ends_when_the_last_ends() {
-    let in_flight = Arc::new(InFlight::default());
-    assert_eq!(in_flight.wait_idle(Duration::ZERO), 0);
-    let first = in_flight.enter();
-    let second = in_flight.enter();
-    assert_eq!(in_flight.wait_idle(Duration::ZERO), 2);
-    drop(first);
-    let ending = std::thread::spawn(move || drop(second));
-    assert_eq!(in_flight.wait_idle(Duration::from_secs(600)), 0);
-    ending.join().unwrap();
-}
-
-#[test]
-fn listen_errors_say_whether_a_retry_may_help() {
-    assert!(!Listen::parse("0.0.0.0:1").unwrap_err().is_transient());
-    let tcp = Listen::parse("127.0.0.1:8787").unwrap();
-    assert!(
-        !tcp.refuse_loop("http://localhost:8787")
-            .unwrap_err()
-            .is_transient()
-    );
-    let bind = |kind| ListenError::Io {
-        listen: tcp.clone(),
-        source: io::Error::from(kind),
-    };
-    assert!(bind(io::ErrorKind::AddrInUse).is_transient());
-    assert!(!bind(io::ErrorKind::PermissionDenied).is_transient());
-    assert!(
-        !ListenError::NotASocket {
-            path: "/run/wif.sock".into()
-        }
-        .is_transient()
-    );
-}
-
-#[test]
-fn a_gateway_to_a_non_http_upstream_is_a_permanent_error() {
-    let error = GatewayError::Upstream {
-        upstream: "ftp://example.com".into(),
-    };
-    assert!(!error.is_transient());
-    assert!(error.to_string().contains("ftp://example.com"), "{error}");
 }

@@ -419,9 +419,19 @@ fn the_gateway_reaches_the_api_through_the_policys_proxy_and_ca_files() {
     let policy = write(dir, "policy.toml", &setup.policy(&origin, &pinned));
     let socket = dir.join("gateway.sock");
     let listen = format!("unix:{}", socket.display());
+    let key_file = dir.join("gateway.key");
+    let key_arg = key_file.to_string_lossy().into_owned();
     let mut gateway = wif_host_command(
         &[
-            "proxy", "--config", &config, "--policy", &policy, "--listen", &listen,
+            "gateway",
+            "--config",
+            &config,
+            "--policy",
+            &policy,
+            "--listen",
+            &listen,
+            "--client-key-file",
+            &key_arg,
         ],
         &[],
         dir,
@@ -434,12 +444,14 @@ fn the_gateway_reaches_the_api_through_the_policys_proxy_and_ca_files() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let answer = std::os::unix::net::UnixStream::connect(&socket).map(|mut stream| {
-        stream
-            .write_all(
-                b"POST /v1/messages HTTP/1.1\r\nhost: gateway\r\nx-api-key: placeholder\r\n\
-                  content-length: 2\r\nconnection: close\r\n\r\n{}",
-            )
-            .unwrap();
+        let key = std::fs::read_to_string(&key_file).unwrap();
+        write!(
+            stream,
+            "POST /v1/messages HTTP/1.1\r\nhost: localhost\r\nx-api-key: {}\r\n\
+             content-length: 2\r\nconnection: close\r\n\r\n{{}}",
+            key.trim()
+        )
+        .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         answer

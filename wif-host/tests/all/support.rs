@@ -124,11 +124,12 @@ impl Client {
         Client::spawn(command)
     }
 
-    /// `Anthropic(base_url=…, api_key=…)`.
-    pub fn start_with_key(python: &Path, base_url: &str, api_key: &str) -> Client {
+    /// `Anthropic(base_url=…, api_key=…)` (`how` is `api_key`) or
+    /// `Anthropic(base_url=…, auth_token=…)` (`how` is `auth_token`).
+    pub fn start_with_key(python: &Path, base_url: &str, how: &str, key: &str) -> Client {
         let home = std::env::temp_dir();
         let mut command = Client::command(python, &home);
-        command.args([base_url, api_key]);
+        command.args([base_url, how, key]);
         Client::spawn(command)
     }
 

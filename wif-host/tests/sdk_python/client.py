@@ -8,8 +8,9 @@ JSON line on stdout.
 
 The client is built once, as an application builds it: `Anthropic()` with no
 credentials, so the SDK resolves them from ANTHROPIC_CONFIG_DIR and
-ANTHROPIC_PROFILE (or `base_url` and `api_key` given on the command line:
-`client.py BASE_URL API_KEY`).
+ANTHROPIC_PROFILE (or `base_url` and a key given on the command line:
+`client.py BASE_URL api_key KEY`, which the SDK sends as `x-api-key`, or
+`client.py BASE_URL auth_token KEY`, sent as `Authorization: Bearer`).
 """
 
 import json
@@ -17,8 +18,10 @@ import sys
 
 import anthropic
 
-if len(sys.argv) == 3:
-    client = anthropic.Anthropic(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0)
+if len(sys.argv) == 4 and sys.argv[2] in ("api_key", "auth_token"):
+    client = anthropic.Anthropic(
+        base_url=sys.argv[1], max_retries=0, **{sys.argv[2]: sys.argv[3]}
+    )
 else:
     client = anthropic.Anthropic(max_retries=0)
 

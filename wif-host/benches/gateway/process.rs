@@ -1,6 +1,7 @@
-//! The measured `wif-host proxy`: the release binary cargo built for this
-//! bench, as a child process with a bare environment, and its memory as
-//! Linux reports it in `/proc/PID/status`.
+//! The measured `wif-host gateway`: the release binary cargo built for
+//! this bench, as a child process with a bare environment, its memory as
+//! Linux reports it in `/proc/PID/status` and its CPU time from
+//! `/proc/PID/stat`.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -13,19 +14,21 @@ use serde_json::json;
 /// A stand-in identity token (a JWT in shape only).
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.YmVuY2g";
 
-/// A running `wif-host proxy`.
-pub struct ProxyProcess {
+/// A running `wif-host gateway`.
+pub struct GatewayProcess {
     child: Child,
     url: String,
+    key: String,
 }
 
-impl ProxyProcess {
+impl GatewayProcess {
     /// Writes a config forwarding to `upstream` into `dir`, fills the
-    /// compile cache with one `wif-host token` run (so that the proxy loads
-    /// the compiled component instead of compiling it, as every start after
-    /// the first does), then starts the proxy on a free loopback port and
-    /// waits until it accepts connections.
-    pub fn start(dir: &Path, upstream: &str) -> anyhow::Result<ProxyProcess> {
+    /// compile cache with one `wif-host token` run (so that the gateway
+    /// loads the compiled component instead of compiling it, as every
+    /// start after the first does), then starts the gateway on a free
+    /// loopback port with a new client key file and waits until it accepts
+    /// connections.
+    pub fn start(dir: &Path, upstream: &str) -> anyhow::Result<GatewayProcess> {
         let jwt = dir.join("jwt");
         std::fs::write(&jwt, JWT)?;
         let config = dir.join("auth.json");
@@ -49,23 +52,28 @@ impl ProxyProcess {
         );
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let address = format!("127.0.0.1:{port}");
+        let key_file = dir.join("client.key");
         let child = command(&home)
-            .args(["proxy", "--listen", &address, "--config"])
+            .args(["gateway", "--listen", &address, "--config"])
             .arg(&config)
+            .arg("--client-key-file")
+            .arg(&key_file)
             .stderr(Stdio::null())
             .spawn()?;
-        let proxy = ProxyProcess {
+        let mut gateway = GatewayProcess {
             child,
             url: format!("http://{address}"),
+            key: String::new(),
         };
         let start = Instant::now();
         while TcpStream::connect(&address).is_err() {
             if start.elapsed() > Duration::from_secs(60) {
-                bail!("the proxy did not listen on {address} within 60 s");
+                bail!("the gateway did not listen on {address} within 60 s");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(proxy)
+        gateway.key = std::fs::read_to_string(&key_file)?.trim().to_string();
+        Ok(gateway)
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -73,10 +81,30 @@ impl ProxyProcess {
         &self.url
     }
 
-    /// The proxy's memory now.
+    /// The client key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The gateway's CPU time so far (user and system).
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .context("/proc/PID/stat of the gateway")?;
+        let after_name = stat
+            .rfind(')')
+            .map(|end| &stat[end + 2..])
+            .context("/proc/PID/stat")?;
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        // utime and stime, fields 14 and 15 of the line, in clock ticks.
+        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+        let per_second = rustix::param::clock_ticks_per_second();
+        Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+    }
+
+    /// The gateway's memory now.
     pub fn memory(&self) -> anyhow::Result<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .context("/proc/PID/status of the proxy")?;
+            .context("/proc/PID/status of the gateway")?;
         let field = |name: &str| -> anyhow::Result<u64> {
             let line = status
                 .lines()
@@ -109,7 +137,7 @@ impl ProxyProcess {
     }
 }
 
-impl Drop for ProxyProcess {
+impl Drop for GatewayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
