@@ -3,7 +3,7 @@
 //!
 //! Exit codes ([`Exit`]): 0 success, 2 usage, 3 invalid config or policy,
 //! 4 denied by the policy, 5 no token could be obtained (1: the demo
-//! failed). The token goes to stdout only; every diagnostic goes to stderr.
+//! failed; `exec`: the program's own status, 127 when it cannot start). The token goes to stdout only; every diagnostic goes to stderr.
 
 #![deny(unsafe_code)]
 
@@ -15,6 +15,7 @@ compile_error!(
 
 mod demo;
 mod doctor;
+mod exec;
 mod gateway;
 mod sdk_profile;
 mod shell;
@@ -84,6 +85,10 @@ enum Command {
     /// that present its client key.
     #[command(alias = "proxy")]
     Gateway(GatewayArgs),
+    /// Run a program with a private gateway of its own: it gets
+    /// ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY for a loopback gateway with
+    /// a random key, never a token; exits with the program's status.
+    Exec(ExecArgs),
     /// Check every origin, file, variable and command a config needs: DNS,
     /// proxy, TCP, TLS, HTTP, existence and grants (never contents).
     Doctor(doctor::DoctorArgs),
@@ -162,6 +167,18 @@ struct GatewayArgs {
 }
 
 #[derive(clap::Args)]
+struct ExecArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Policy file (TOML); without it, the minimal policy is derived.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    command: Vec<std::ffi::OsString>,
+}
+
+#[derive(clap::Args)]
 struct SyncArgs {
     /// Config file, as for `token`. Without it, as for `token` (SDK
     /// variables and profiles), with --from-profile for --profile.
@@ -217,6 +234,9 @@ enum Exit {
     /// No token could be obtained: the identity-token source, the token
     /// exchange, the component or the system failed.
     NoToken = 5,
+    /// `exec` could not start the program (it exits with the program's own
+    /// status otherwise).
+    CannotRun = 127,
 }
 
 impl From<Exit> for ExitCode {
@@ -278,6 +298,17 @@ enum Failure {
         /// Items unreachable or failing.
         unreachable: usize,
     },
+    /// `exec` was given no program.
+    #[error("exec: name the program to run after `--`")]
+    NoProgram,
+    /// `exec` could not start or wait for the program.
+    #[error("exec: cannot run {}: {source}", program.to_string_lossy())]
+    Spawn {
+        /// The program.
+        program: std::ffi::OsString,
+        /// The failure.
+        source: std::io::Error,
+    },
     /// The demo failed.
     #[error("{0}")]
     Demo(String),
@@ -321,6 +352,8 @@ impl Failure {
             Failure::Doctor { denied, .. } if *denied > 0 => Exit::Denied,
             Failure::Doctor { .. } => Exit::NoToken,
             Failure::Demo(_) => Exit::DemoFailed,
+            Failure::NoProgram => Exit::Usage,
+            Failure::Spawn { .. } => Exit::CannotRun,
         }
     }
 }
@@ -361,6 +394,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .init();
     let result = match Cli::parse().command {
+        Command::Exec(args) => match exec(&args) {
+            Ok(status) => return ExitCode::from(status),
+            Err(failure) => Err(failure),
+        },
         Command::Demo => demo::run(),
         Command::Token(args) => token(&args),
         Command::Check(args) => check(&args),
@@ -496,6 +533,22 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
     );
     sync::run(&provider, &auth, &writer, &stop);
     Ok(())
+}
+
+fn exec(args: &ExecArgs) -> Result<u8, Failure> {
+    let located = args.config.load()?;
+    let config = located.json();
+    let upstream = Gateway::upstream_of(&config);
+    let inspector = builder(user_cache().as_deref()).build()?;
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&inspector, &located)?.policy,
+    };
+    let provider = inspector.with_policy(policy);
+    provider
+        .requirements(&config)
+        .map_err(|e| in_file(&located, e))?;
+    exec::run(provider, config, &upstream, &args.command)
 }
 
 fn gateway(args: &GatewayArgs) -> Result<(), Failure> {

@@ -12,6 +12,7 @@ mod cli;
 mod command_process;
 mod docker_agent;
 mod examples;
+mod exec;
 mod gateway_attacks;
 mod gateway_cli;
 mod identity_providers;
