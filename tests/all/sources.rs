@@ -280,7 +280,12 @@ fn azure_example_reads_the_managed_identity_token_from_imds() {
     // examples/azure/auth.yaml, with IMDS's link-local address replaced by
     // a loopback stand-in that answers as IMDS does.
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/azure/auth.yaml");
-    let json = anthropic_wif_host::config_file::load_auth(&example, None).unwrap();
+    let json = anthropic_wif_host::config_file::auth_block(
+        &anthropic_wif_host::config_file::read_document(&example).unwrap(),
+        None,
+    )
+    .unwrap()
+    .to_string();
     let imds = LoopbackServer::start(|request| {
         let expected = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api://anthropic-wif";
         if request.header("metadata") == Some("true") && request.path == expected {

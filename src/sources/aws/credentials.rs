@@ -8,9 +8,9 @@ use super::sigv4::Credentials;
 use super::{Fail, endpoint_url, send, var};
 use crate::capabilities::{CapError, Capabilities, Header, HttpRequest, HttpResponse};
 use crate::error::{Capability, Error};
+use crate::secret::Secret;
 use crate::sources::USER_AGENT;
 use crate::text::{SNIPPET_BYTES, snippet};
-use crate::token::Secret;
 
 /// The container credentials endpoint's host, which
 /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` is relative to.

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::form::encode_except;
-use crate::token::Secret;
+use crate::secret::Secret;
 
 /// The signing algorithm's name.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";

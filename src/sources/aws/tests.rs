@@ -3,9 +3,9 @@ use serde_json::json;
 use super::sigv4::{self, Credentials, Request, Scope};
 use crate::capabilities::{CapError, HttpRequest, HttpResponse};
 use crate::error::{Error, SourceKind};
+use crate::secret::Secret;
 use crate::sources::read_assertion;
 use crate::testing::{FakeCaps, T0, assert_no_secret, config, respond};
-use crate::token::Secret;
 
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2FwaS5hbnRocm9waWMuY29tIn0.c2ln";
 const KEY_ID: &str = "AKIDEXAMPLE";

@@ -126,7 +126,12 @@ fn sts(secret: &'static str) -> LoopbackServer {
 /// to a config file.
 fn aws_example(files: &Files, base_url: &str) -> std::path::PathBuf {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/aws/auth.yaml");
-    let json = anthropic_wif_host::config_file::load_auth(&example, None).unwrap();
+    let json = anthropic_wif_host::config_file::auth_block(
+        &anthropic_wif_host::config_file::read_document(&example).unwrap(),
+        None,
+    )
+    .unwrap()
+    .to_string();
     let mut auth: Value = serde_json::from_str(&json).unwrap();
     auth["workload_identity_federation"]["base_url"] = json!(base_url);
     files.write("auth.json", auth.to_string())
