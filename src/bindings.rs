@@ -123,6 +123,7 @@ fn error(error: crate::Error) -> wit::Error {
                 SourceKind::Command => wit::SourceKind::Command,
                 SourceKind::Url => wit::SourceKind::Url,
                 SourceKind::Aws => wit::SourceKind::Aws,
+                SourceKind::OauthClientCredentials => wit::SourceKind::OauthClientCredentials,
             },
             federation_rule_id,
             message,

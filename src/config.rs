@@ -12,9 +12,11 @@ use crate::expand;
 use crate::origin;
 
 mod aws;
+mod oauth;
 
 pub(crate) use aws::is_region;
 pub use aws::{AwsSource, DEFAULT_AUDIENCE, SigningAlgorithm};
+pub use oauth::{ClientAuth, OauthSource};
 
 /// The only supported `type`.
 pub const AUTH_TYPE: &str = "workload_identity_federation";
@@ -25,9 +27,16 @@ pub const COMMAND_TIMEOUT_MS: u32 = 30_000;
 
 const WIF: &str = "workload_identity_federation";
 const SOURCE: &str = "workload_identity_federation.identity_token";
-const SOURCES: [&str; 5] = ["file", "env", "command", "url", "aws"];
+const SOURCES: [&str; 6] = [
+    "file",
+    "env",
+    "command",
+    "url",
+    "aws",
+    "oauth_client_credentials",
+];
 /// How the "give one of" messages list the sources.
-const SOURCE_LIST: &str = "`file`, `env`, `command`, `url` or `aws`";
+const SOURCE_LIST: &str = "`file`, `env`, `command`, `url`, `aws` or `oauth_client_credentials`";
 
 /// A validated Workload Identity Federation configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,6 +79,9 @@ pub enum IdentitySource {
     /// AWS STS `GetWebIdentityToken`, signed with the workload's AWS
     /// credentials.
     Aws(AwsSource),
+    /// An OAuth 2.0 client-credentials grant; its access token is the
+    /// identity token.
+    OauthClientCredentials(OauthSource),
 }
 
 impl Config {
@@ -194,6 +206,7 @@ fn identity_source(source: &Map<String, Value>) -> Result<IdentitySource, Error>
             "command",
             "url",
             "aws",
+            "oauth_client_credentials",
             "headers",
             "response_field",
         ],
@@ -257,6 +270,14 @@ fn identity_source(source: &Map<String, Value>) -> Result<IdentitySource, Error>
             source.get("aws").unwrap_or(&Value::Null),
             &path(SOURCE, "aws"),
         )?),
+        "oauth_client_credentials" => {
+            IdentitySource::OauthClientCredentials(OauthSource::from_value(
+                source
+                    .get("oauth_client_credentials")
+                    .unwrap_or(&Value::Null),
+                &path(SOURCE, "oauth_client_credentials"),
+            )?)
+        }
         _ => url_source(source)?,
     })
 }

@@ -19,6 +19,8 @@ pub enum SourceKind {
     Url,
     /// `identity_token.aws`.
     Aws,
+    /// `identity_token.oauth_client_credentials`.
+    OauthClientCredentials,
 }
 
 impl fmt::Display for SourceKind {
@@ -29,6 +31,7 @@ impl fmt::Display for SourceKind {
             SourceKind::Command => "command",
             SourceKind::Url => "url",
             SourceKind::Aws => "aws",
+            SourceKind::OauthClientCredentials => "oauth_client_credentials",
         })
     }
 }

@@ -22,6 +22,7 @@ mod exchange;
 mod expand;
 pub mod fingerprint;
 mod form;
+mod jwt;
 mod origin;
 pub mod provider;
 pub mod requirements;

@@ -1,7 +1,7 @@
 //! What a config needs from the host, so a host can derive or approve its
 //! policy before the first call.
 
-use crate::config::{AwsSource, Config, IdentitySource};
+use crate::config::{AwsSource, ClientAuth, Config, IdentitySource, OauthSource};
 use crate::error::Error;
 use crate::exchange::token_endpoint;
 use crate::expand;
@@ -70,6 +70,7 @@ impl Requirements {
                 });
             }
             IdentitySource::Aws(aws) => needs.add_aws(aws),
+            IdentitySource::OauthClientCredentials(oauth) => needs.add_oauth(oauth),
         }
         if let Ok(endpoint) = origin(&token_endpoint(&config.base_url))
             && !needs.origins.contains(&endpoint)
@@ -81,6 +82,20 @@ impl Requirements {
 }
 
 impl Requirements {
+    /// The `oauth_client_credentials` source: the key file or the secret
+    /// variable, and the token endpoint's origin.
+    fn add_oauth(&mut self, source: &OauthSource) {
+        match &source.client_auth {
+            ClientAuth::PrivateKeyJwt {
+                private_key_file, ..
+            } => self.files.push(private_key_file.clone()),
+            ClientAuth::ClientSecretBasic { client_secret_env } => {
+                self.env.push(client_secret_env.clone());
+            }
+        }
+        self.origins.extend(origin(&source.token_url).ok());
+    }
+
     /// The `aws` source: the region and endpoint variables, the credential
     /// chain's variables, endpoints and token file.
     fn add_aws(&mut self, source: &AwsSource) {
@@ -216,6 +231,32 @@ mod tests {
         let fixed = needs(serde_json::json!({"url": "https://idp.example/t?aud=${env.AUD}"}));
         assert_eq!(fixed.urls[0].origin.as_deref(), Some("https://idp.example"));
         assert_eq!(fixed.env, ["AUD"]);
+    }
+
+    #[test]
+    fn the_oauth_source_lists_its_key_or_secret_and_token_endpoint() {
+        let key = needs(serde_json::json!({"oauth_client_credentials": {
+            "token_url": "https://idp.example:8443/oauth2/v1/token",
+            "client_id": "c",
+            "private_key_file": "/keys/client.pem"
+        }}));
+        assert_eq!(key.files, ["/keys/client.pem"]);
+        assert!(key.env.is_empty());
+        assert_eq!(
+            key.origins,
+            ["https://idp.example:8443", "https://api.anthropic.com"]
+        );
+        let secret = needs(serde_json::json!({"oauth_client_credentials": {
+            "token_url": "https://idp.example/oauth2/v1/token",
+            "client_id": "c",
+            "client_secret_env": "CLIENT_SECRET"
+        }}));
+        assert_eq!(secret.env, ["CLIENT_SECRET"]);
+        assert!(secret.files.is_empty());
+        assert_eq!(
+            secret.origins,
+            ["https://idp.example", "https://api.anthropic.com"]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The JSON Schema of the `auth` block, generated from the types below.
 //!
 //! The types describe the document exactly as [`crate::Config::parse`]
-//! accepts it (field names, id patterns, one source of five, no extra
+//! accepts it (field names, id patterns, one source of six, no extra
 //! fields); they exist for the schema, editors and other tools. The checked-in
 //! `docs/auth.schema.json` is [`auth_schema`]'s output, and a test fails when
 //! the two drift apart.
@@ -77,6 +77,8 @@ pub enum IdentityToken {
     Url(UrlSource),
     /// AWS STS `GetWebIdentityToken`.
     Aws(AwsBlock),
+    /// An OAuth 2.0 client-credentials grant.
+    OauthClientCredentials(OauthBlock),
 }
 
 /// A file holding the identity token, read on every exchange.
@@ -161,6 +163,74 @@ pub enum AwsSigningAlgorithm {
     RS256,
     /// ECDSA P-384 with SHA-384.
     ES384,
+}
+
+/// An identity token from an OAuth 2.0 client-credentials grant (its access
+/// token).
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OauthBlock {
+    /// The grant's settings.
+    pub oauth_client_credentials: OauthSettings,
+}
+
+/// The client and how it authenticates: exactly one of `private_key_file`
+/// and `client_secret_env`.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(transform = one_of)]
+pub enum OauthSettings {
+    /// `private_key_jwt`.
+    PrivateKey(OauthPrivateKey),
+    /// `client_secret_basic`.
+    ClientSecret(OauthClientSecret),
+}
+
+/// A client authenticated with a signed JWT (`private_key_jwt`).
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OauthPrivateKey {
+    /// The token endpoint (https; http only for loopback); the assertion's
+    /// audience.
+    #[schemars(regex(
+        pattern = r"^(https://|http://(localhost|127\.0\.0\.1|\[::1\])([:/]|$))[^#@]*$"
+    ))]
+    pub token_url: String,
+    /// The client id.
+    #[schemars(length(min = 1))]
+    pub client_id: String,
+    /// The scope asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub scope: Option<String>,
+    /// A PKCS#8 PEM private key: P-256 (ES256); RSA keys are refused.
+    #[schemars(length(min = 1))]
+    pub private_key_file: String,
+    /// The JWT header's `kid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub key_id: Option<String>,
+}
+
+/// A client authenticated with HTTP Basic (`client_secret_basic`).
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OauthClientSecret {
+    /// The token endpoint (https; http only for loopback).
+    #[schemars(regex(
+        pattern = r"^(https://|http://(localhost|127\.0\.0\.1|\[::1\])([:/]|$))[^#@]*$"
+    ))]
+    pub token_url: String,
+    /// The client id.
+    #[schemars(length(min = 1))]
+    pub client_id: String,
+    /// The scope asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub scope: Option<String>,
+    /// The environment variable that holds the client secret.
+    #[schemars(regex(pattern = r"^[^=\u0000]+$"))]
+    pub client_secret_env: String,
 }
 
 /// Exactly one branch must match: each source has its own required key and

@@ -60,6 +60,11 @@ fn explanation(config: &Config) -> String {
              does not do for a new GetWebIdentityToken call: check that no proxy or endpoint \
              override (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL) caches its answers"
             .to_string(),
+        IdentitySource::OauthClientCredentials(oauth) => format!(
+            "{} is returning a cached access token: make the authorization server issue a \
+             new one for every client-credentials grant",
+            oauth.token_url
+        ),
     };
     format!(
         "the identity token has not changed since it was last exchanged, and assertions are \

@@ -1,6 +1,7 @@
 //! The identity-token sources. Each is read anew for every exchange.
 
 pub(crate) mod aws;
+mod oauth;
 
 use crate::capabilities::{CapError, Capabilities, Header, HttpRequest};
 use crate::config::{COMMAND_TIMEOUT_MS, Config, IdentitySource};
@@ -34,6 +35,7 @@ pub(crate) fn read_assertion(caps: &impl Capabilities, config: &Config) -> Resul
             response_field,
         } => fetch(caps, url, headers, response_field.as_deref(), &fail)?,
         IdentitySource::Aws(aws) => aws::read(caps, aws, &fail)?,
+        IdentitySource::OauthClientCredentials(oauth) => oauth::read(caps, oauth, &fail)?,
     };
     let token = raw.trim();
     if token.is_empty() {
@@ -56,6 +58,7 @@ pub(crate) fn kind_of(source: &IdentitySource) -> SourceKind {
         IdentitySource::Command(_) => SourceKind::Command,
         IdentitySource::Url { .. } => SourceKind::Url,
         IdentitySource::Aws(_) => SourceKind::Aws,
+        IdentitySource::OauthClientCredentials(_) => SourceKind::OauthClientCredentials,
     }
 }
 

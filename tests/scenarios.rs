@@ -180,6 +180,7 @@ fn check_error(error: &Error, expect: &Value, at: &str) {
                 SourceKind::Command => "command",
                 SourceKind::Url => "url",
                 SourceKind::Aws => "aws",
+                SourceKind::OauthClientCredentials => "oauth_client_credentials",
             },
             _ => "",
         };

@@ -144,6 +144,7 @@ fn kind_name(kind: SourceKind) -> &'static str {
         SourceKind::Command => "command",
         SourceKind::Url => "url",
         SourceKind::Aws => "aws",
+        SourceKind::OauthClientCredentials => "oauth_client_credentials",
     }
 }
 

@@ -591,3 +591,76 @@ fn the_aws_source_names_each_bad_field() {
         "only allowed with a `url` source",
     );
 }
+
+#[test]
+fn the_oauth_source_takes_a_key_or_a_secret() {
+    const OAUTH: &str = "workload_identity_federation.identity_token.oauth_client_credentials";
+    let oauth =
+        |block: Value| with(move |v| *source(v) = json!({ "oauth_client_credentials": block }));
+    let key = oauth(json!({
+        "token_url": "https://idp.example/oauth2/v1/token",
+        "client_id": "0oa1",
+        "private_key_file": "/keys/k.pem",
+        "key_id": "kid-1"
+    }))
+    .unwrap();
+    assert_eq!(
+        key.identity_token,
+        IdentitySource::OauthClientCredentials(OauthSource {
+            token_url: "https://idp.example/oauth2/v1/token".into(),
+            client_id: "0oa1".into(),
+            scope: None,
+            client_auth: ClientAuth::PrivateKeyJwt {
+                private_key_file: "/keys/k.pem".into(),
+                key_id: Some("kid-1".into()),
+            },
+        })
+    );
+    let base = json!({"token_url": "https://idp.example/t", "client_id": "c"});
+    let plus = |extra: Value| {
+        let mut block = base.clone();
+        block
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        oauth(block)
+    };
+    assert_field(plus(json!({})), OAUTH, "needs `private_key_file`");
+    assert_field(
+        plus(json!({"private_key_file": "/k", "client_secret_env": "S"})),
+        OAUTH,
+        "keep exactly one",
+    );
+    assert_field(
+        plus(json!({"client_secret_env": "S", "key_id": "k"})),
+        &format!("{OAUTH}.key_id"),
+        "only allowed with `private_key_file`",
+    );
+    assert_field(
+        plus(json!({"client_secret_env": "A=B"})),
+        &format!("{OAUTH}.client_secret_env"),
+        "variable name",
+    );
+    assert_field(
+        oauth(
+            json!({"token_url": "http://idp.example/t", "client_id": "c", "client_secret_env": "S"}),
+        ),
+        &format!("{OAUTH}.token_url"),
+        "must use https",
+    );
+    assert_field(
+        oauth(json!({"client_id": "c", "client_secret_env": "S"})),
+        &format!("{OAUTH}.token_url"),
+        "is required",
+    );
+    assert_field(
+        oauth(json!({"token_url": "https://idp.example/t", "client_secret_env": "S"})),
+        &format!("{OAUTH}.client_id"),
+        "is required",
+    );
+    assert_field(
+        plus(json!({"client_secret_env": "S", "audience": "x"})),
+        &format!("{OAUTH}.audience"),
+        "not a known field",
+    );
+}

@@ -31,14 +31,14 @@ fn the_checked_in_schema_is_generated_from_the_types() {
 }
 
 #[test]
-fn the_schema_has_one_of_five_sources_id_patterns_and_no_extra_fields() {
+fn the_schema_has_one_of_six_sources_id_patterns_and_no_extra_fields() {
     let schema: Value = serde_json::from_str(&auth_schema()).unwrap();
     let text = schema.to_string();
     assert_eq!(schema["additionalProperties"], false);
     let source = &schema["$defs"]["IdentityToken"];
     assert_eq!(
         source["oneOf"].as_array().map(Vec::len),
-        Some(5),
+        Some(6),
         "{source}"
     );
     for pattern in ["^fdrl_", "^svac_", "wrkspc_"] {
@@ -83,6 +83,12 @@ fn schema_and_validator_agree() {
         auth(wif(
             json!({"aws": {"region": "us-east-1", "audience": "https://api.anthropic.com", "signing_algorithm": "ES384", "duration_seconds": 60}}),
         )),
+        auth(wif(
+            json!({"oauth_client_credentials": {"token_url": "https://idp.example/token", "client_id": "c", "private_key_file": "/k.pem", "key_id": "k1", "scope": "s"}}),
+        )),
+        auth(wif(
+            json!({"oauth_client_credentials": {"token_url": "http://127.0.0.1:9/token", "client_id": "c", "client_secret_env": "SECRET"}}),
+        )),
         // invalid
         json!({"type": "api_key"}),
         auth(
@@ -110,6 +116,18 @@ fn schema_and_validator_agree() {
         auth(wif(json!({"aws": {"zone": "a"}}))),
         auth(wif(json!({"aws": "us-east-1"}))),
         auth(wif(json!({"aws": {}, "file": "/t"}))),
+        auth(wif(
+            json!({"oauth_client_credentials": {"token_url": "https://idp.example/token", "client_id": "c"}}),
+        )),
+        auth(wif(
+            json!({"oauth_client_credentials": {"token_url": "https://idp.example/token", "client_id": "c", "private_key_file": "/k", "client_secret_env": "S"}}),
+        )),
+        auth(wif(
+            json!({"oauth_client_credentials": {"token_url": "https://idp.example/token", "client_id": "c", "client_secret_env": "S", "key_id": "k"}}),
+        )),
+        auth(wif(
+            json!({"oauth_client_credentials": {"token_url": "http://idp.example/token", "client_id": "c", "client_secret_env": "S"}}),
+        )),
     ];
     let validator = validator();
     for case in cases {

@@ -113,6 +113,7 @@ fn describe(error: &Error) -> String {
                 SourceKind::Command => "command",
                 SourceKind::Url => "url",
                 SourceKind::Aws => "aws",
+                SourceKind::OauthClientCredentials => "oauth_client_credentials",
             };
             // The runtime passes only the variables given with --env.
             let hint = match e.kind {

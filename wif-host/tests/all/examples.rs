@@ -6,7 +6,7 @@ use std::process::Command;
 
 /// Each setting has a folder with `auth.yaml` and `policy.toml`, and a model
 /// of the same name in `walkthrough.yaml`.
-const SETTINGS: [&str; 8] = [
+const SETTINGS: [&str; 9] = [
     "kubernetes",
     "github-actions",
     "gcloud",
@@ -15,6 +15,7 @@ const SETTINGS: [&str; 8] = [
     "ci-env",
     "aws",
     "azure",
+    "okta",
 ];
 
 fn examples() -> PathBuf {

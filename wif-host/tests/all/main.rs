@@ -19,6 +19,7 @@ mod identity_providers;
 mod log_hygiene;
 mod network_support;
 mod networks;
+mod oauth;
 mod policy_bypass;
 mod policy_denials;
 mod profile_trust;
