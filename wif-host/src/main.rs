@@ -535,19 +535,27 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The provider a gateway serves `located` with: under the policy file
+/// `policy`, else the minimal policy derived from the config, and checked
+/// against the config before anything listens or runs.
+fn serving_provider(located: &LocatedAuth, policy: Option<&Path>) -> Result<Provider, Failure> {
+    let inspector = builder(user_cache().as_deref()).build()?;
+    let policy = match policy {
+        Some(path) => Policy::from_file(path)?,
+        None => derive(&inspector, located)?.policy,
+    };
+    let provider = inspector.with_policy(policy);
+    provider
+        .requirements(&located.json())
+        .map_err(|e| in_file(located, e))?;
+    Ok(provider)
+}
+
 fn exec(args: &ExecArgs) -> Result<u8, Failure> {
     let located = args.config.load()?;
     let config = located.json();
     let upstream = Gateway::upstream_of(&config);
-    let inspector = builder(user_cache().as_deref()).build()?;
-    let policy = match &args.policy {
-        Some(path) => Policy::from_file(path)?,
-        None => derive(&inspector, &located)?.policy,
-    };
-    let provider = inspector.with_policy(policy);
-    provider
-        .requirements(&config)
-        .map_err(|e| in_file(&located, e))?;
+    let provider = serving_provider(&located, args.policy.as_deref())?;
     exec::run(provider, config, &upstream, &args.command)
 }
 
@@ -572,15 +580,7 @@ fn gateway(args: &GatewayArgs) -> Result<(), Failure> {
         listen: listen.clone(),
         source: Box::new(GatewayError::Serve(source)),
     })?;
-    let inspector = builder(user_cache().as_deref()).build()?;
-    let policy = match &args.policy {
-        Some(path) => Policy::from_file(path)?,
-        None => derive(&inspector, &located)?.policy,
-    };
-    let provider = inspector.with_policy(policy);
-    provider
-        .requirements(&config)
-        .map_err(|e| in_file(&located, e))?;
+    let provider = serving_provider(&located, args.policy.as_deref())?;
     let gateway = Gateway::new(provider, config, &upstream, client_key)?;
     eprintln!("wif-host: gateway: forwarding {bound} /v1/* to {upstream}");
     let made = if created { "made a new one" } else { "read" };

@@ -16,20 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::bridge::{ChannelReader, Chunk};
 use super::{Failure, Gateway, IDLE_TIMEOUT, REPLAY_CAP_BYTES};
 use anthropic_wif_host::net::errors::explain;
+use anthropic_wif_host::net::headers;
 use anthropic_wif_host::{AccessToken, OAUTH_BETA};
-
-/// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// The size of one read from the upstream's body (events are small; a
 /// large body takes more reads, each a chunk to the client).
@@ -83,16 +71,14 @@ impl Outgoing {
                 }
                 continue;
             }
-            let dropped = HOP_BY_HOP.contains(&name.as_str())
+            // The framing and hop-by-hop headers (the host's one list),
+            // the client's credentials, and its encodings (the response is
+            // relayed as the upstream sends it).
+            let dropped = headers::is_set_by_client(name.as_str())
                 || listed.iter().any(|l| l == name.as_str())
                 || matches!(
                     name.as_str(),
-                    "host"
-                        | "content-length"
-                        | "x-api-key"
-                        | "authorization"
-                        | "accept-encoding"
-                        | "expect"
+                    "x-api-key" | "authorization" | "accept-encoding"
                 );
             if !dropped {
                 headers.push((name.clone(), value.clone()));
@@ -271,7 +257,7 @@ fn relayed_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
         .iter()
         .filter(|(name, _)| {
             let name = name.as_str();
-            !(HOP_BY_HOP.contains(&name)
+            !(headers::is_hop_by_hop(name)
                 || listed.iter().any(|l| l == name)
                 || matches!(name, "content-length" | "content-encoding")
                 || name.starts_with("access-control-"))
