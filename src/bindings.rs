@@ -1,10 +1,11 @@
 //! The component glue: the generated bindings, the imports behind
-//! [`Capabilities`] and the `provider` export over [`Provider`].
+//! [`Capabilities`] and the `provider` export over [`Provider`] and its
+//! [`Client`]s.
 
 use std::cell::RefCell;
 
 use crate::capabilities as logic;
-use crate::{Capabilities, Provider};
+use crate::{Capabilities, Client, Provider};
 
 wit_bindgen::generate!({
     world: "federation",
@@ -142,69 +143,109 @@ fn error(error: crate::Error) -> wit::Error {
     }
 }
 
+/// A token as the WIT returns it.
+fn access_token(token: crate::AccessToken) -> wit::AccessToken {
+    wit::AccessToken {
+        assertion_sha256: token.assertion.to_hex(),
+        token: token.token.into_string(),
+        token_type: token.token_type,
+        expires_at: token.expires_at,
+        refresh_after: token.refresh_after,
+        refresh_by: token.refresh_by,
+        issued_at: token.issued_at,
+    }
+}
+
+/// A token a host hands back; `None` when its fingerprint is not 64 hex
+/// digits (it did not come from this component).
+fn restored_token(token: wit::AccessToken) -> Option<crate::AccessToken> {
+    Some(crate::AccessToken {
+        assertion: crate::Fingerprint::from_hex(&token.assertion_sha256)?,
+        token: crate::Secret::new(token.token),
+        token_type: token.token_type,
+        expires_at: token.expires_at,
+        refresh_after: token.refresh_after,
+        refresh_by: token.refresh_by,
+        issued_at: token.issued_at,
+    })
+}
+
+/// What a config needs, as the WIT lists it.
+fn host_requirements(needs: crate::Requirements) -> wit::HostRequirements {
+    let urls = |urls: Vec<crate::UrlRequirement>| {
+        urls.into_iter()
+            .map(|u| wit::UrlRequirement {
+                template: u.template,
+                origin: u.origin,
+            })
+            .collect()
+    };
+    wit::HostRequirements {
+        env: needs.env,
+        optional_env: needs.optional_env,
+        files: needs.files,
+        origins: needs.origins,
+        urls: urls(needs.urls),
+        when_set_urls: urls(needs.when_set_urls),
+        commands: needs.commands,
+    }
+}
+
+/// The exported `client` resource.
+struct ClientResource(Client);
+
+impl wit::GuestClient for ClientResource {
+    fn new(config: String) -> Result<ClientResource, wit::Error> {
+        PROVIDER
+            .with(|p| p.borrow_mut().client(&config))
+            .map(ClientResource)
+            .map_err(error)
+    }
+
+    fn token(&self) -> Result<wit::AccessToken, wit::Error> {
+        self.0
+            .token(&HostCapabilities)
+            .map(access_token)
+            .map_err(error)
+    }
+
+    fn token_valid_for(&self, seconds: u32) -> Result<wit::AccessToken, wit::Error> {
+        self.0
+            .token_valid_for(&HostCapabilities, u64::from(seconds))
+            .map(access_token)
+            .map_err(error)
+    }
+
+    fn invalidate(&self) {
+        self.0.invalidate();
+    }
+
+    fn invalidate_rejected(&self, token: String) {
+        self.0.invalidate_rejected(&token);
+    }
+
+    fn restore(&self, token: wit::AccessToken) {
+        if let Some(token) = restored_token(token) {
+            self.0.restore(&token);
+        }
+    }
+
+    fn requirements(&self) -> wit::HostRequirements {
+        host_requirements(self.0.requirements().clone())
+    }
+}
+
 /// The exported `provider` interface.
 struct Component;
 
 impl wit::Guest for Component {
+    type Client = ClientResource;
+
     fn get_token(config: String) -> Result<wit::AccessToken, wit::Error> {
-        let token = PROVIDER.with(|p| p.borrow_mut().get_token(&HostCapabilities, &config));
-        token
-            .map(|t| wit::AccessToken {
-                token: t.token.expose().to_string(),
-                token_type: t.token_type,
-                expires_at: t.expires_at,
-                refresh_after: t.refresh_after,
-                refresh_by: t.refresh_by,
-                issued_at: t.issued_at,
-                assertion_sha256: t.assertion.to_string(),
-            })
-            .map_err(error)
-    }
-
-    fn invalidate(config: String) {
-        PROVIDER.with(|p| p.borrow_mut().invalidate(&config));
-    }
-
-    fn restore(config: String, token: wit::AccessToken) {
-        // A token whose fingerprint is not 64 hex digits did not come from
-        // `get-token`: there is nothing to restore.
-        let Some(assertion) = crate::Fingerprint::from_hex(&token.assertion_sha256) else {
-            return;
-        };
-        let token = crate::AccessToken {
-            token: crate::Secret::new(token.token),
-            token_type: token.token_type,
-            expires_at: token.expires_at,
-            refresh_after: token.refresh_after,
-            refresh_by: token.refresh_by,
-            issued_at: token.issued_at,
-            assertion,
-        };
-        PROVIDER.with(|p| p.borrow_mut().restore(&config, &token));
-    }
-
-    fn requirements(config: String) -> Result<wit::HostRequirements, wit::Error> {
-        let needs = PROVIDER.with(|p| p.borrow_mut().requirements(&config));
-        needs
-            .map(|n| {
-                let urls = |urls: Vec<crate::UrlRequirement>| {
-                    urls.into_iter()
-                        .map(|u| wit::UrlRequirement {
-                            template: u.template,
-                            origin: u.origin,
-                        })
-                        .collect()
-                };
-                wit::HostRequirements {
-                    env: n.env,
-                    optional_env: n.optional_env,
-                    files: n.files,
-                    origins: n.origins,
-                    urls: urls(n.urls),
-                    when_set_urls: urls(n.when_set_urls),
-                    commands: n.commands,
-                }
-            })
+        let client = PROVIDER.with(|p| p.borrow_mut().client(&config));
+        client
+            .and_then(|client| client.token(&HostCapabilities))
+            .map(access_token)
             .map_err(error)
     }
 }

@@ -17,6 +17,18 @@ impl Fingerprint {
         Fingerprint(Sha256::digest(assertion.expose().as_bytes()).into())
     }
 
+    /// The 64 lowercase hex digits (what `Display` prints), without the
+    /// formatting machinery: the component returns it with every token.
+    pub fn to_hex(&self) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(64);
+        for byte in self.0 {
+            hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+        }
+        hex
+    }
+
     /// Reads 64 hex digits (either case); `None` for anything else.
     pub fn from_hex(hex: &str) -> Option<Fingerprint> {
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -34,7 +46,7 @@ impl Fingerprint {
 /// 64 lowercase hex digits.
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&self.to_hex())
     }
 }
 

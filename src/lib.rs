@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod capabilities;
+pub mod client;
 pub mod config;
 pub mod error;
 mod exchange;
@@ -41,6 +42,7 @@ pub mod token;
 mod bindings;
 
 pub use capabilities::{CapError, Capabilities, CommandOutput, Header, HttpRequest, HttpResponse};
+pub use client::Client;
 pub use config::{Config, IdentitySource};
 pub use error::{Capability, Error, Rejection, SourceKind};
 pub use fingerprint::Fingerprint;

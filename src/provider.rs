@@ -1,107 +1,67 @@
-//! The token provider: validated configs, the exchange and the cache.
+//! The token provider: the component's clients by config, for the
+//! functions that take a config's JSON text.
 //!
-//! Cache windows, as in the official SDKs, by the time left on the cached
-//! token, scaled to its lifetime L (`expires_in` when it was issued; see
-//! [`Windows`]): advisory = min([`FRESH_SECS`], L/2), mandatory =
-//! min([`MANDATORY_SECS`], L/4), so for L >= 240 s exactly the SDKs' 120 s
-//! and 30 s:
-//! - more than the advisory window left: serve it;
-//! - more than the mandatory window left: refresh now; if that fails, serve
-//!   the still-valid token and do not try again for [`BACKOFF_SECS`];
-//! - otherwise (or nothing cached, or invalidated): refresh; a failure is an
-//!   error.
-//!
-//! Assertions are single-use: the token endpoint refuses one it has already
-//! exchanged. The provider keeps the [`Fingerprint`] of the assertion behind
-//! each token; when a source hands back the same one, it sends nothing in the
-//! advisory window (it serves the cached token and backs off), and in the
-//! mandatory window or after [`Provider::invalidate`] it sends it, and a
-//! refusal says that the identity token has not changed.
+//! Each call with a config text seen before reuses its [`Client`] (parsed
+//! once); clients of configs with the same canonical key share one cache
+//! entry. See [`crate::client`] for the cache windows and the single-use
+//! rule for assertions.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::capabilities::Capabilities;
+use crate::client::{Client, Slot};
 use crate::config::Config;
 use crate::error::Error;
-use crate::exchange;
-use crate::fingerprint::Fingerprint;
 use crate::requirements::Requirements;
-use crate::secret::Secret;
-use crate::single_use;
-use crate::sources;
 use crate::token::AccessToken;
 
-/// The advisory window of a long-lived token: with this many seconds left
-/// or fewer it is refreshed.
-pub const FRESH_SECS: u64 = 120;
-/// The mandatory window of a long-lived token: with this many seconds left
-/// or fewer it is never served.
-pub const MANDATORY_SECS: u64 = 30;
-/// After a failed advisory refresh, no new attempt for this many seconds.
-pub const BACKOFF_SECS: u64 = 5;
-/// Parsed configs kept, by their exact text, so that a repeated call does not
+pub use crate::client::{BACKOFF_SECS, FRESH_SECS, MANDATORY_SECS, Windows};
+
+/// Clients kept, by their exact text, so that a repeated call does not
 /// parse again. Past this many the memo starts over.
 const PARSED_CONFIGS: usize = 64;
 /// Configs longer than this are parsed on every call rather than kept, so the
 /// memo never holds more than `PARSED_CONFIGS` times this many bytes.
 const MEMO_MAX_CONFIG_BYTES: usize = 64 * 1024;
 
-/// The refresh windows of a token, in milliseconds before its expiry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Windows {
-    /// From this much time left, the token is refreshed.
-    pub advisory_ms: u64,
-    /// From this much time left, the token is never served.
-    pub mandatory_ms: u64,
-}
-
-impl Windows {
-    /// The windows of a token that lives `lifetime_ms`: advisory =
-    /// min(120 s, L/2), mandatory = min(30 s, L/4). A token shorter than the
-    /// fixed windows is thus served for half its life and refreshed in its
-    /// third quarter, instead of being refreshed on every call.
-    pub fn for_lifetime(lifetime_ms: u64) -> Windows {
-        Windows {
-            advisory_ms: (FRESH_SECS * 1000).min(lifetime_ms / 2),
-            mandatory_ms: (MANDATORY_SECS * 1000).min(lifetime_ms / 4),
-        }
-    }
-}
-
-/// A cached token and the state of its refresh.
-struct Cached {
-    token: Secret,
-    issued_at_ms: u64,
-    expires_at_ms: u64,
-    backoff_until_ms: u64,
-    /// The assertion the token was exchanged for.
-    assertion: Fingerprint,
-    /// Dropped by [`Provider::invalidate`]: never served, but its
-    /// assertion is still known.
-    invalidated: bool,
-}
-
-/// Where a cached token stands.
-enum Stage {
-    /// Served as it is.
-    Fresh,
-    /// Still valid; refreshed unless backing off.
-    Advisory,
-    /// Never served.
-    Mandatory,
-}
+/// Cache entries kept by canonical key. Past this many, the entries no
+/// client holds any more are dropped.
+const ENTRIES: usize = 256;
 
 /// Mints, caches and refreshes tokens; one per component instance.
 #[derive(Default)]
 pub struct Provider {
-    parsed: HashMap<String, (Config, String)>,
-    tokens: HashMap<String, Cached>,
+    clients: HashMap<String, Client>,
+    entries: HashMap<String, Slot>,
 }
 
 impl Provider {
     /// A provider with an empty cache.
     pub fn new() -> Provider {
         Provider::default()
+    }
+
+    /// A client of the `auth` block `config_json`, validated here; it shares
+    /// its cache entry with every client of the same config.
+    pub fn client(&mut self, config_json: &str) -> Result<Client, Error> {
+        if let Some(client) = self.clients.get(config_json) {
+            return Ok(client.clone());
+        }
+        let config = Config::parse(config_json)?;
+        let key = config.canonical_key();
+        if self.entries.len() >= ENTRIES {
+            self.entries.retain(|_, slot| Rc::strong_count(slot) > 1);
+        }
+        let slot = self.entries.entry(key).or_default().clone();
+        let client = Client::new(config, slot)?;
+        if config_json.len() <= MEMO_MAX_CONFIG_BYTES {
+            if self.clients.len() >= PARSED_CONFIGS {
+                self.clients.clear();
+            }
+            self.clients.insert(config_json.to_string(), client.clone());
+        }
+        Ok(client)
     }
 
     /// A valid token for the `auth` block `config_json`: from the cache, or
@@ -111,86 +71,15 @@ impl Provider {
         caps: &impl Capabilities,
         config_json: &str,
     ) -> Result<AccessToken, Error> {
-        let (config, key) = self.parse(config_json)?;
-        let now = caps.now_millis();
-        let (advisory, last) = match self.tokens.get(&key) {
-            Some(cached) => match cached.stage(now) {
-                Stage::Fresh => return Ok(cached.access_token()),
-                Stage::Advisory if now < cached.backoff_until_ms => {
-                    return Ok(cached.access_token());
-                }
-                Stage::Advisory => (true, Some(cached.assertion)),
-                Stage::Mandatory => (false, Some(cached.assertion)),
-            },
-            None => (false, None),
-        };
-        let error = match mint(caps, &config, last, advisory) {
-            Ok(Minted::Issued(issued, assertion)) => {
-                let issued_at_ms = caps.now_millis();
-                let cached = Cached {
-                    token: issued.token,
-                    issued_at_ms,
-                    expires_at_ms: issued_at_ms
-                        .saturating_add(issued.expires_in_secs.saturating_mul(1000)),
-                    backoff_until_ms: 0,
-                    assertion,
-                    invalidated: false,
-                };
-                let token = cached.access_token();
-                self.tokens.insert(key, cached);
-                return Ok(token);
-            }
-            Ok(Minted::Unchanged) => single_use::unchanged(&config),
-            Err(error) => error,
-        };
-        match self.tokens.get_mut(&key) {
-            Some(cached) if advisory => {
-                cached.backoff_until_ms = now.saturating_add(BACKOFF_SECS * 1000);
-                Ok(cached.access_token())
-            }
-            _ => Err(error),
-        }
+        self.client(config_json)?.token(caps)
     }
 
     /// Takes back a token this provider (or another instance, in another
-    /// process) returned for `config_json`: kept when it expires later than
-    /// the one held, or when it is the one held and carries a longer
-    /// backoff. An invalid config is ignored.
+    /// process) returned for `config_json` (see [`Client::restore`]). An
+    /// invalid config is ignored.
     pub fn restore(&mut self, config_json: &str, token: &AccessToken) {
-        let Ok((_, key)) = self.parse(config_json) else {
-            return;
-        };
-        // What `get-token` hands out is a bearer token; so is what it keeps.
-        if !crate::token::is_b64token(token.token.expose()) {
-            return;
-        }
-        let expires_at_ms = token.expires_at.saturating_mul(1000);
-        let issued_at_ms = token.issued_at.saturating_mul(1000).min(expires_at_ms);
-        let advisory_at_ms = expires_at_ms
-            .saturating_sub(Windows::for_lifetime(expires_at_ms - issued_at_ms).advisory_ms);
-        let refresh_after_ms = token.refresh_after.saturating_mul(1000);
-        let restored = Cached {
-            token: token.token.clone(),
-            issued_at_ms,
-            expires_at_ms,
-            backoff_until_ms: if refresh_after_ms > advisory_at_ms {
-                refresh_after_ms
-            } else {
-                0
-            },
-            assertion: token.assertion,
-            invalidated: false,
-        };
-        match self.tokens.get_mut(&key) {
-            Some(held) if held.token == restored.token => {
-                if !held.invalidated {
-                    held.backoff_until_ms = held.backoff_until_ms.max(restored.backoff_until_ms);
-                }
-            }
-            Some(held) if held.expires_at_ms >= restored.expires_at_ms => {}
-            _ => {
-                self.tokens.insert(key, restored);
-            }
+        if let Ok(client) = self.client(config_json) {
+            client.restore(token);
         }
     }
 
@@ -198,104 +87,14 @@ impl Provider {
     /// [`Provider::get_token`] exchanges. An invalid config has nothing
     /// cached and is ignored.
     pub fn invalidate(&mut self, config_json: &str) {
-        if let Ok((_, key)) = self.parse(config_json)
-            && let Some(cached) = self.tokens.get_mut(&key)
-        {
-            cached.invalidated = true;
+        if let Ok(client) = self.client(config_json) {
+            client.invalidate();
         }
     }
 
     /// Validates `config_json` and lists what it needs from the host.
     pub fn requirements(&mut self, config_json: &str) -> Result<Requirements, Error> {
-        let (config, _) = self.parse(config_json)?;
-        Requirements::of(&config)
-    }
-
-    fn parse(&mut self, config_json: &str) -> Result<(Config, String), Error> {
-        if let Some(parsed) = self.parsed.get(config_json) {
-            return Ok(parsed.clone());
-        }
-        let config = Config::parse(config_json)?;
-        let key = config.canonical_key();
-        if config_json.len() <= MEMO_MAX_CONFIG_BYTES {
-            if self.parsed.len() >= PARSED_CONFIGS {
-                self.parsed.clear();
-            }
-            self.parsed
-                .insert(config_json.to_string(), (config.clone(), key.clone()));
-        }
-        Ok((config, key))
-    }
-}
-
-impl Cached {
-    fn windows(&self) -> Windows {
-        Windows::for_lifetime(self.expires_at_ms.saturating_sub(self.issued_at_ms))
-    }
-
-    fn stage(&self, now: u64) -> Stage {
-        let left = self.expires_at_ms.saturating_sub(now);
-        let windows = self.windows();
-        if self.invalidated || left <= windows.mandatory_ms {
-            Stage::Mandatory
-        } else if left > windows.advisory_ms {
-            Stage::Fresh
-        } else {
-            Stage::Advisory
-        }
-    }
-
-    /// The token as handed out: the caller may serve it until the next
-    /// moment this provider would act differently.
-    fn access_token(&self) -> AccessToken {
-        let windows = self.windows();
-        let advisory_ms = self.expires_at_ms.saturating_sub(windows.advisory_ms);
-        let mandatory_ms = self.expires_at_ms.saturating_sub(windows.mandatory_ms);
-        let refresh_after_ms = if self.backoff_until_ms > advisory_ms {
-            self.backoff_until_ms.min(mandatory_ms)
-        } else {
-            advisory_ms
-        };
-        AccessToken {
-            token: self.token.clone(),
-            token_type: "Bearer".into(),
-            expires_at: self.expires_at_ms / 1000,
-            refresh_after: refresh_after_ms / 1000,
-            refresh_by: mandatory_ms / 1000,
-            issued_at: self.issued_at_ms / 1000,
-            assertion: self.assertion,
-        }
-    }
-}
-
-/// What [`mint`] did.
-enum Minted {
-    /// A token was issued for the assertion with this fingerprint.
-    Issued(exchange::Issued, Fingerprint),
-    /// The source handed back the assertion of the cached token, in the
-    /// advisory window: nothing was sent.
-    Unchanged,
-}
-
-/// Reads an assertion and exchanges it, unless it is `last` (the one the
-/// cached token came from) and the cached token is in its `advisory`
-/// window. A refused `last` says so.
-fn mint(
-    caps: &impl Capabilities,
-    config: &Config,
-    last: Option<Fingerprint>,
-    advisory: bool,
-) -> Result<Minted, Error> {
-    let assertion = sources::read_assertion(caps, config)?;
-    let fingerprint = Fingerprint::of(&assertion);
-    let reused = last == Some(fingerprint);
-    if reused && advisory {
-        return Ok(Minted::Unchanged);
-    }
-    match exchange::exchange(caps, config, &assertion) {
-        Ok(issued) => Ok(Minted::Issued(issued, fingerprint)),
-        Err(error) if reused => Err(single_use::refused_again(error, config)),
-        Err(error) => Err(error),
+        Ok(self.client(config_json)?.requirements().clone())
     }
 }
 

@@ -21,6 +21,12 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The secret value, for the component's glue, which hands it to the
+    /// host.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The longest snippet of a body or of stderr put into an error, in bytes.
 pub(crate) const SNIPPET_BYTES: usize = 300;
@@ -71,9 +71,34 @@ pub(crate) fn redact_credentials(text: &str) -> String {
 /// with two `access_token`s (or two `value`s) means different things to
 /// different parsers, so it is refused rather than guessed at. `bytes` that
 /// are not a JSON object have no duplicate.
+///
+/// Every value is read through `deserialize_any` and a visitor that accepts
+/// every kind, so serde's "invalid type" messages are never built: they
+/// format floating-point numbers, and that formatting machinery alone is
+/// about 16 KiB of the component.
 pub(crate) fn duplicate_field(bytes: &[u8]) -> Option<String> {
     struct Fields(Option<String>);
     struct FieldsVisitor;
+    struct Key(String);
+    struct KeyVisitor;
+
+    impl<'de> Visitor<'de> for KeyVisitor {
+        type Value = Key;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a field name")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Key, E> {
+            Ok(Key(name.to_string()))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
+            deserializer.deserialize_any(KeyVisitor)
+        }
+    }
 
     impl<'de> Visitor<'de> for FieldsVisitor {
         type Value = Fields;
@@ -85,7 +110,7 @@ pub(crate) fn duplicate_field(bytes: &[u8]) -> Option<String> {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
             let mut seen = BTreeSet::new();
             let mut duplicate = None;
-            while let Some(name) = map.next_key::<String>()? {
+            while let Some(Key(name)) = map.next_key::<Key>()? {
                 map.next_value::<IgnoredAny>()?;
                 if duplicate.is_none() && seen.contains(&name) {
                     duplicate = Some(name);
@@ -95,11 +120,40 @@ pub(crate) fn duplicate_field(bytes: &[u8]) -> Option<String> {
             }
             Ok(Fields(duplicate))
         }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Fields, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Fields(None))
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_unit<E>(self) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
     }
 
     impl<'de> Deserialize<'de> for Fields {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Fields, D::Error> {
-            deserializer.deserialize_map(FieldsVisitor)
+            deserializer.deserialize_any(FieldsVisitor)
         }
     }
 

@@ -27,8 +27,8 @@ const WASI_TARGET: &str = "wasm32-wasip2";
 /// The file name of the composed component.
 const COMPOSED: &str = "anthropic-wif-wasi.wasm";
 
-const CAPABILITIES: &str = "anthropic-wif:federation/capabilities@0.2.0";
-const PROVIDER: &str = "anthropic-wif:federation/provider@0.2.0";
+const CAPABILITIES: &str = "anthropic-wif:federation/capabilities@0.3.0";
+const PROVIDER: &str = "anthropic-wif:federation/provider@0.3.0";
 
 fn main() -> BuildResult<()> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);

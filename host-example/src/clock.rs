@@ -7,6 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + 'static {
     /// The current time since the Unix epoch.
     fn now(&self) -> Duration;
+
+    /// The current time in whole seconds since the Unix epoch, as cheaply
+    /// as the clock can tell it: the cached-token path reads it on every
+    /// call.
+    fn now_secs(&self) -> u64 {
+        self.now().as_secs()
+    }
 }
 
 /// The system's wall clock.
@@ -18,6 +25,15 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
+    }
+
+    /// The coarse real-time clock: updated at each timer tick (a few
+    /// milliseconds), far finer than a second, and several times cheaper
+    /// to read than the precise one.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn now_secs(&self) -> u64 {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        u64::try_from(now.tv_sec).unwrap_or_default()
     }
 }
 

@@ -22,7 +22,8 @@
 //!     "workload_identity_federation": {
 //!         "federation_rule_id": "fdrl_01", "organization_id": "00000000-0000-0000-0000-000000000000",
 //!         "identity_token": {"file": "/var/run/secrets/anthropic.com/token"}}}"#;
-//! let token = provider.get_token(config)?;
+//! let client = provider.client(config)?; // validated once; hold it
+//! let token = client.token()?;           // cached: no lock, no hash
 //! println!("Authorization: Bearer {}", token.token.expose());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -41,6 +42,7 @@ compile_error!(
 mod bindings;
 pub mod cache_lock;
 pub mod capabilities;
+pub mod client;
 pub mod clock;
 mod compile_cache;
 pub mod config_file;
@@ -58,6 +60,7 @@ pub mod token;
 pub mod token_cache;
 
 pub use capabilities::{WifCtx, WifCtxBuilder, WifView, add_to_linker};
+pub use client::Client;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Rejection, SourceKind};
 pub use policy::{Policy, PolicyError};

@@ -1,13 +1,14 @@
 //! The provider: the component loaded once, called from any thread.
 //!
-//! - Tokens are kept by the host until the component's `refresh-after`; until
-//!   then [`Provider::get_token`] does not enter the component. It reads the
-//!   calling thread's copy of the cache, so a cached call writes nothing that
-//!   other threads use (no lock, no shared reference count) and its cost does
-//!   not grow with the number of threads.
-//! - After it, one caller at a time enters the component (single flight);
-//!   callers that waited find the fresh token and return without a second
-//!   exchange.
+//! - [`Provider::client`] prepares a [`Client`] for one config: hold it and
+//!   call [`Client::token`], whose cached path is a thread-local read after
+//!   one atomic load (see [`crate::client`]). [`Provider::get_token`] and
+//!   the other functions that take a config text are a thin layer over the
+//!   client the provider keeps for each config text.
+//! - Tokens are kept by the host until the component's `refresh-after`;
+//!   until then no call enters the component. After it, one caller at a
+//!   time enters the component (single flight); callers that waited find
+//!   the fresh token and return without a second exchange.
 //! - Each process serves a token a little past `refresh-after`, by a share
 //!   of the refresh interval drawn at random ([`RefreshSpread`]), so that a
 //!   fleet started together does not refresh together.
@@ -20,30 +21,38 @@
 //! - Every call runs under a memory cap and a deadline on the component's own
 //!   time (epoch interruption; I/O time does not count). A trap drops the
 //!   instance; the next call instantiates a fresh one.
+//! - The engine runs without the component model's async support (nothing
+//!   here needs it, and it costs every call), and instances come from a
+//!   pooling allocator with copy-on-write memory images
+//!   ([`ProviderBuilder::pooling`]); the figures are in `docs/BENCHMARKS.md`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use thread_local::ThreadLocal;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, UpdateDeadline,
+};
 
 use crate::bindings::exports::anthropic_wif::federation::provider as wit;
 use crate::bindings::{Federation, FederationPre};
 use crate::capabilities::{WifCtx, WifView, add_to_linker};
+use crate::client::Client;
 use crate::clock::Clock;
 use crate::compile_cache;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::requirements::Requirements;
 use crate::spread::RefreshSpread;
-use crate::token::{AccessToken, AssertionFingerprint, Secret};
-use crate::token_cache::{Entry, PolicyOrigin, TokenCache};
+use crate::token::{AccessToken, Secret};
+use crate::token_cache::{PolicyOrigin, TokenCache};
 
 /// The component built from this repository, embedded at build time.
 pub const EMBEDDED_COMPONENT: &[u8] =
@@ -63,9 +72,13 @@ pub const DEFAULT_CALL_BUDGET: Duration = Duration::from_secs(5);
 /// How long a process waits for another one's refresh of the same token
 /// cache entry, beyond the policy's HTTP and command timeouts.
 pub const TOKEN_CACHE_WAIT_MARGIN: Duration = Duration::from_secs(5);
+/// Instances one engine's pool holds at once (a provider holds one; every
+/// [`Provider::with_policy`] shares the engine). Past this, instantiation
+/// fails with an error that names the pool.
+pub const DEFAULT_POOLED_INSTANCES: u32 = 64;
 /// A variable of this process's environment, as the `get-env` capability
 /// reads it (the token cache binds entries to these values).
-fn env_var(name: &str) -> Option<String> {
+pub(crate) fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
@@ -82,9 +95,29 @@ pub struct ProviderBuilder {
     compile_cache: Option<PathBuf>,
     token_cache: Option<(TokenCache, PolicyOrigin)>,
     spread: RefreshSpread,
+    pooled_instances: Option<u32>,
+    concurrency_support: bool,
 }
 
 impl ProviderBuilder {
+    /// Turns wasmtime's support for the component model's async features
+    /// on or off (default off: this component does not use them, and on,
+    /// they cost every call a few hundred nanoseconds). For measurement.
+    pub fn concurrency_support(mut self, enable: bool) -> Self {
+        self.concurrency_support = enable;
+        self
+    }
+
+    /// Takes instances from a pool of `instances` slots, made once with the
+    /// engine, with copy-on-write memory images (the default, with
+    /// [`DEFAULT_POOLED_INSTANCES`]); `None` allocates each instance on
+    /// demand. A pool the system refuses (an address-space limit, say)
+    /// falls back to allocation on demand.
+    pub fn pooling(mut self, instances: Option<u32>) -> Self {
+        self.pooled_instances = instances;
+        self
+    }
+
     /// Keeps tokens in `dir` (a private folder, created if needed), shared
     /// with every process that uses the same folder: one exchange per token
     /// across them (see [`crate::cache_lock`]). Entries are keyed on the
@@ -152,9 +185,12 @@ impl ProviderBuilder {
     /// Compiles and links the component.
     pub fn build(self) -> Result<Provider, Error> {
         let load = |e: wasmtime::Error| Error::Load(format!("{e:#}"));
-        let mut config = wasmtime::Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(load)?;
+        let engine = engine(
+            self.pooled_instances,
+            self.memory_limit,
+            self.concurrency_support,
+        )
+        .map_err(load)?;
         let bytes = self.component.as_deref().unwrap_or(EMBEDDED_COMPONENT);
         let component = match &self.compile_cache {
             Some(dir) => compile_cache::load_or_compile(&engine, bytes, dir),
@@ -188,64 +224,98 @@ impl ProviderBuilder {
     }
 }
 
+/// The engine: epoch interruption on, the component model's async support
+/// as asked (off by default), and instances from a pool of
+/// `pooled_instances` slots when the system grants the pool's address space
+/// (else on demand).
+fn engine(
+    pooled_instances: Option<u32>,
+    memory_limit: usize,
+    concurrency_support: bool,
+) -> wasmtime::Result<Engine> {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    config.concurrency_support(concurrency_support);
+    if let Some(instances) = pooled_instances {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(4))
+            .total_memories(instances)
+            .total_tables(instances.saturating_mul(2))
+            .max_memory_size(memory_limit);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&config) {
+            Ok(engine) => return Ok(engine),
+            Err(error) => {
+                tracing::debug!(
+                    error = %format!("{error:#}"),
+                    "the instance pool was refused; allocating instances on demand"
+                );
+                config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            }
+        }
+    }
+    Engine::new(&config)
+}
+
 /// The component, loaded and ready to mint tokens. `Send + Sync`: share it
 /// with an `Arc`.
 pub struct Provider {
+    inner: Arc<Inner>,
+    /// The client kept for each config text.
+    clients: RwLock<ClientMap>,
+    /// Each thread's copies of `clients`' entries: a call finds its client
+    /// without a lock or a shared reference count.
+    local: ThreadLocal<RefCell<ClientMap>>,
+}
+
+/// What the provider and its clients share: the compiled component, the
+/// live instance and the settings.
+pub(crate) struct Inner {
     engine: Engine,
     pre: FederationPre<StoreState>,
-    ctx: Arc<WifCtx>,
-    settings: Settings,
+    pub(crate) ctx: Arc<WifCtx>,
+    pub(crate) settings: Settings,
     instance: Mutex<Option<Live>>,
-    tokens: RwLock<TokenMap>,
-    /// Bumped after every change to `tokens`.
-    generation: AtomicU64,
-    /// Each thread's copy of `tokens`.
-    local: ThreadLocal<RefCell<LocalTokens>>,
+    /// The id of the next client made.
+    next_client: AtomicU64,
 }
 
 /// What a provider keeps from its builder, and passes on to
 /// [`Provider::with_policy`].
 #[derive(Clone)]
-struct Settings {
+pub(crate) struct Settings {
     memory_limit: usize,
     call_budget: Duration,
-    token_cache: Option<(TokenCache, PolicyOrigin)>,
-    spread: RefreshSpread,
+    pub(crate) token_cache: Option<(TokenCache, PolicyOrigin)>,
+    pub(crate) spread: RefreshSpread,
 }
 
-/// One thread's copy of the host cache, as of `generation`. Its tokens have
-/// their own reference counts, so serving them touches no memory another
-/// thread writes; aligned so that two threads' copies never share a cache
-/// line.
-#[derive(Default)]
-#[repr(align(128))]
-struct LocalTokens {
-    generation: u64,
-    tokens: TokenMap,
-}
-
-/// Tokens by the exact config text they were minted for. A fast hash: the
-/// key is hashed on every cached call.
-type TokenMap = HashMap<Box<str>, AccessToken, rustc_hash::FxBuildHasher>;
+/// Clients by the exact config text they were made from. A fast hash: the
+/// key is hashed on every [`Provider::get_token`].
+type ClientMap = HashMap<Box<str>, Client, rustc_hash::FxBuildHasher>;
 
 impl fmt::Debug for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings = &self.inner.settings;
         f.debug_struct("Provider")
-            .field("memory_limit", &self.settings.memory_limit)
-            .field("call_budget", &self.settings.call_budget)
-            .field("token_cache", &self.settings.token_cache)
+            .field("memory_limit", &settings.memory_limit)
+            .field("call_budget", &settings.call_budget)
+            .field("token_cache", &settings.token_cache)
             .finish_non_exhaustive()
     }
 }
 
-/// A live instance and its store.
-struct Live {
+/// A live instance, its store and the clients made in it.
+pub(crate) struct Live {
     store: Store<StoreState>,
     bindings: Federation,
+    /// Each client's resource in this instance, by client id.
+    pub(crate) resources: HashMap<u64, ResourceAny>,
 }
 
 /// The data of a store.
-struct StoreState {
+pub(crate) struct StoreState {
     ctx: Arc<WifCtx>,
     limits: StoreLimits,
     io_time: Duration,
@@ -266,26 +336,29 @@ impl Provider {
             compile_cache: None,
             token_cache: None,
             spread: RefreshSpread::random(),
+            pooled_instances: Some(DEFAULT_POOLED_INSTANCES),
+            concurrency_support: false,
         }
     }
 
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
-        self.ctx.policy()
+        self.inner.ctx.policy()
     }
 
     /// A provider of the same compiled component under another policy, with
     /// its own instance and empty in-memory caches (no compilation); the
     /// same token cache folder, if any.
     pub fn with_policy(&self, policy: Policy) -> Provider {
+        let inner = &self.inner;
         let ctx = WifCtx::builder()
             .policy(policy)
-            .clock(self.ctx.clock().clone());
+            .clock(inner.ctx.clock().clone());
         Provider::assemble(
-            self.engine.clone(),
-            self.pre.clone(),
+            inner.engine.clone(),
+            inner.pre.clone(),
             ctx.build(),
-            self.settings.clone(),
+            inner.settings.clone(),
         )
     }
 
@@ -297,292 +370,115 @@ impl Provider {
         settings: Settings,
     ) -> Provider {
         Provider {
-            engine,
-            pre,
-            ctx: Arc::new(ctx),
-            settings,
-            instance: Mutex::new(None),
-            tokens: RwLock::new(TokenMap::default()),
-            generation: AtomicU64::new(0),
+            inner: Arc::new(Inner {
+                engine,
+                pre,
+                ctx: Arc::new(ctx),
+                settings,
+                instance: Mutex::new(None),
+                next_client: AtomicU64::new(0),
+            }),
+            clients: RwLock::new(ClientMap::default()),
             local: ThreadLocal::new(),
         }
     }
 
-    /// A valid access token for the `auth` block `config_json`.
+    /// A prepared handle on the `auth` block `config_json`, validated now:
+    /// an invalid config is an [`Error::InvalidConfig`]. Hold it and call
+    /// [`Client::token`]; every call with the same text returns a clone of
+    /// the same client.
+    pub fn client(&self, config_json: &str) -> Result<Client, Error> {
+        if let Some(client) = self
+            .clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(config_json)
+        {
+            return Ok(client.clone());
+        }
+        let id = self.inner.next_client.fetch_add(1, Ordering::Relaxed);
+        let client = Client::unprepared(id, config_json, self.inner.clone());
+        client.prepare()?;
+        let mut clients = self.clients.write().unwrap_or_else(PoisonError::into_inner);
+        Ok(clients.entry(config_json.into()).or_insert(client).clone())
+    }
+
+    /// The client kept for `config_json`, from this thread's copies.
+    fn with_client<R>(
+        &self,
+        config_json: &str,
+        f: impl FnOnce(&Client) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let local = self.local.get_or_default();
+        if let Some(client) = local.borrow().get(config_json) {
+            return f(client);
+        }
+        let client = self.client(config_json)?;
+        local
+            .borrow_mut()
+            .insert(config_json.into(), client.clone());
+        f(&client)
+    }
+
+    /// A valid access token for the `auth` block `config_json`: the
+    /// [`Client::token`] of the client kept for that text.
     pub fn get_token(&self, config_json: &str) -> Result<AccessToken, Error> {
-        if let Some(token) = self.cached(config_json) {
-            return Ok(token);
-        }
-        let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(token) = self.cached(config_json) {
-            return Ok(token);
-        }
-        tracing::debug!("no servable token in the host cache; asking the component");
-        match &self.settings.token_cache {
-            Some((cache, origin)) => {
-                self.through_token_cache(&mut instance, cache, *origin, config_json)
-            }
-            None => self.ask_component(&mut instance, config_json),
-        }
+        self.with_client(config_json, Client::token)
     }
 
-    /// Under the entry's lock: the token another process left in the token
-    /// cache while it may be served, else the component's answer (given the
-    /// cached token first, so that its windows and its memory of the
-    /// assertion apply), written back for the others.
-    fn through_token_cache(
-        &self,
-        instance: &mut Option<Live>,
-        cache: &TokenCache,
-        origin: PolicyOrigin,
-        config_json: &str,
-    ) -> Result<AccessToken, Error> {
-        let entry = match cache.entry(config_json, origin.in_effect(self.ctx.policy())) {
-            Ok(entry) => entry,
-            Err(problem) => {
-                tracing::warn!(%problem, "token cache not used; asking the component");
-                return self.ask_component(instance, config_json);
-            }
-        };
-        let _lock = match entry.lock(self.token_cache_wait()) {
-            Ok(Some(lock)) => Some(lock),
-            Ok(None) => {
-                tracing::warn!(
-                    folder = %cache.dir().display(),
-                    "another process held the token cache entry too long; going on without it"
-                );
-                None
-            }
-            Err(problem) => {
-                tracing::warn!(%problem, "token cache not used; asking the component");
-                return self.ask_component(instance, config_json);
-            }
-        };
-        match entry.load(env_var) {
-            Ok(Some(stored)) => {
-                let now = self.ctx.clock().now().as_secs();
-                if self.settings.spread.serves(&stored, now) {
-                    tracing::debug!("token served from the token cache");
-                    self.keep(config_json, stored.clone());
-                    return Ok(stored);
-                }
-                let token = wit::AccessToken {
-                    token: stored.token.expose().to_string(),
-                    token_type: stored.token_type.to_string(),
-                    expires_at: stored.expires_at,
-                    refresh_after: stored.refresh_after,
-                    refresh_by: stored.refresh_by,
-                    issued_at: stored.issued_at,
-                    assertion_sha256: stored.assertion.to_string(),
-                };
-                self.call(instance, |b, s| b.call_restore(s, config_json, &token))?;
-            }
-            Ok(None) => {}
-            Err(problem) => {
-                tracing::warn!(%problem, "token cache entry not read; asking the component");
-            }
-        }
-        let token = self.ask_component(instance, config_json)?;
-        self.save(instance, &entry, config_json, &token);
-        Ok(token)
+    /// [`Client::token_uncached`] of the client kept for `config_json`. For
+    /// benchmarks and diagnostics; applications call
+    /// [`Provider::get_token`].
+    pub fn get_token_uncached(&self, config_json: &str) -> Result<AccessToken, Error> {
+        self.with_client(config_json, Client::token_uncached)
     }
 
-    /// Writes `token` to the token cache, bound to the values of the
-    /// variables the config reads. A token outside RFC 6750's alphabet is
-    /// never cached (the CLI never prints one either).
-    fn save(
-        &self,
-        instance: &mut Option<Live>,
-        entry: &Entry,
-        config_json: &str,
-        token: &AccessToken,
-    ) {
-        if !token.is_b64token() {
-            tracing::warn!("the access token is not an RFC 6750 bearer token; not cached");
-            return;
-        }
-        let variables = match self.call(instance, |b, s| b.call_requirements(s, config_json)) {
-            Ok(Ok(needs)) => needs.env,
-            Ok(Err(_)) | Err(_) => {
-                tracing::warn!("the config's variables are unknown; token not cached");
-                return;
-            }
-        };
-        if let Err(problem) = entry.store(&variables, env_var, token) {
-            tracing::warn!(%problem, "cannot save the token in the token cache");
-        }
+    /// [`Client::invalidate`] of the client kept for `config_json`. An
+    /// invalid config has nothing cached: nothing happens.
+    pub fn invalidate(&self, config_json: &str) -> Result<(), Error> {
+        ignore_invalid(self.with_client(config_json, Client::invalidate))
+    }
+
+    /// [`Client::invalidate_rejected`] of the client kept for
+    /// `config_json`. An invalid config has nothing cached: nothing
+    /// happens.
+    pub fn invalidate_rejected(&self, config_json: &str, rejected: &Secret) -> Result<(), Error> {
+        ignore_invalid(self.with_client(config_json, |c| c.invalidate_rejected(rejected)))
+    }
+
+    /// Validates `config_json` and lists what it needs from the host.
+    pub fn requirements(&self, config_json: &str) -> Result<Requirements, Error> {
+        self.with_client(config_json, Client::requirements)
+    }
+}
+
+/// `Ok` for an invalid config, which has nothing to drop.
+fn ignore_invalid(result: Result<(), Error>) -> Result<(), Error> {
+    match result {
+        Err(Error::InvalidConfig { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+impl Inner {
+    /// The live instance (or none yet), locked: one caller at a time enters
+    /// the component.
+    pub(crate) fn lock_instance(&self) -> MutexGuard<'_, Option<Live>> {
+        self.instance.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How long to wait for another process's refresh: what it may spend
     /// reading the identity token and exchanging it, plus a margin.
-    fn token_cache_wait(&self) -> Duration {
+    pub(crate) fn token_cache_wait(&self) -> Duration {
         let policy = self.ctx.policy();
         policy.http_timeout.max(policy.command_timeout)
             + policy.http_timeout
             + TOKEN_CACHE_WAIT_MARGIN
     }
 
-    /// Asks the component, bypassing the host cache (the component's own
-    /// cache still applies: it exchanges only when its refresh windows say
-    /// so); the answer refreshes the host cache. For benchmarks and
-    /// diagnostics; applications call [`Provider::get_token`].
-    pub fn get_token_uncached(&self, config_json: &str) -> Result<AccessToken, Error> {
-        let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
-        self.ask_component(&mut instance, config_json)
-    }
-
-    /// Calls the component's `get-token`, checks the answer and keeps it in
-    /// the host cache.
-    fn ask_component(
-        &self,
-        instance: &mut Option<Live>,
-        config_json: &str,
-    ) -> Result<AccessToken, Error> {
-        let result = self.call(instance, |b, s| b.call_get_token(s, config_json))?;
-        let token = result.map_err(|e| {
-            let error = Error::from(e);
-            tracing::debug!(%error, "the component returned no token");
-            error
-        })?;
-        tracing::debug!(
-            expires_at = token.expires_at,
-            refresh_after = token.refresh_after,
-            "token received"
-        );
-        if !token.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(Error::MalformedResponse(format!(
-                "the component returned a token of type {:?}, not Bearer",
-                token.token_type
-            )));
-        }
-        let assertion =
-            AssertionFingerprint::from_hex(&token.assertion_sha256).ok_or_else(|| {
-                Error::MalformedResponse(
-                    "the component returned a token without a valid assertion fingerprint".into(),
-                )
-            })?;
-        let token = AccessToken {
-            token: Secret::new(&token.token),
-            token_type: "Bearer",
-            expires_at: token.expires_at,
-            refresh_after: token.refresh_after,
-            refresh_by: token.refresh_by,
-            issued_at: token.issued_at,
-            assertion,
-        };
-        self.keep(config_json, token.clone());
-        Ok(token)
-    }
-
-    /// Puts `token` in the host cache.
-    fn keep(&self, config_json: &str, token: AccessToken) {
-        let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
-        tokens.insert(config_json.into(), token);
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// Drops the token cached for `config_json`, in the host, in the token
-    /// cache (when it still holds that token) and in the component; the
-    /// next [`Provider::get_token`] exchanges. Call it when the API answers
-    /// 401.
-    pub fn invalidate(&self, config_json: &str) -> Result<(), Error> {
-        self.drop_token(config_json, None)
-    }
-
-    /// [`Provider::invalidate`] for the token the API refused: when another
-    /// caller has already replaced it, nothing is dropped, so that many
-    /// requests refused with one token lead to one new exchange, not one
-    /// each (each would spend the identity token again).
-    pub fn invalidate_rejected(&self, config_json: &str, rejected: &Secret) -> Result<(), Error> {
-        self.drop_token(config_json, Some(rejected))
-    }
-
-    /// Drops the token held for `config_json`; with `rejected`, only when
-    /// that is the token held (or none is).
-    fn drop_token(&self, config_json: &str, rejected: Option<&Secret>) -> Result<(), Error> {
-        let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
-        let dropped = {
-            let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
-            if let (Some(rejected), Some(held)) = (rejected, tokens.get(config_json))
-                && held.token != *rejected
-            {
-                tracing::debug!("the refused token was already replaced; keeping the new one");
-                return Ok(());
-            }
-            let dropped = tokens.remove(config_json);
-            self.generation.fetch_add(1, Ordering::Release);
-            dropped
-        };
-        if let (Some((cache, origin)), Some(dropped)) = (&self.settings.token_cache, dropped)
-            && let Ok(entry) = cache.entry(config_json, origin.in_effect(self.ctx.policy()))
-        {
-            let _lock = entry.lock(self.token_cache_wait());
-            if let Ok(Some(stored)) = entry.load(env_var)
-                && stored.token == dropped.token
-                && let Err(problem) = entry.remove()
-            {
-                tracing::warn!(%problem, "cannot remove the token from the token cache");
-            }
-        }
-        self.call(&mut instance, |b, s| b.call_invalidate(s, config_json))
-    }
-
-    /// Validates `config_json` and lists what it needs from the host.
-    pub fn requirements(&self, config_json: &str) -> Result<Requirements, Error> {
-        let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
-        let needs = self.call(&mut instance, |b, s| b.call_requirements(s, config_json))?;
-        let needs = needs.map_err(Error::from)?;
-        let urls = |urls: Vec<
-            crate::bindings::exports::anthropic_wif::federation::provider::UrlRequirement,
-        >| { urls.into_iter().map(|u| (u.template, u.origin)).collect() };
-        Ok(Requirements {
-            env: needs.env,
-            optional_env: needs.optional_env,
-            files: needs.files,
-            origins: needs.origins,
-            urls: urls(needs.urls),
-            when_set_urls: urls(needs.when_set_urls),
-            commands: needs.commands,
-        })
-    }
-
-    /// The cached token for `config_json`, while the component said it may
-    /// be served: from this thread's copy of the cache when that copy is
-    /// current, else from the shared cache (and then copied, with a
-    /// reference count of its own, for this thread's next calls).
-    fn cached(&self, config_json: &str) -> Option<AccessToken> {
-        let now = self.ctx.clock().now().as_secs();
-        // Read before the shared cache: a copy made from it is then tagged
-        // with a generation no newer than its content, and the next change
-        // discards it.
-        let generation = self.generation.load(Ordering::Acquire);
-        let mut local = self.local.get_or_default().borrow_mut();
-        if local.generation != generation {
-            local.tokens.clear();
-            local.generation = generation;
-        }
-        let spread = self.settings.spread;
-        if let Some(token) = local.tokens.get(config_json) {
-            return spread.serves(token, now).then(|| token.clone());
-        }
-        let shared = self
-            .tokens
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(config_json)
-            .filter(|t| spread.serves(t, now))?
-            .clone();
-        let token = AccessToken {
-            token: Secret::new(shared.token.expose()),
-            ..shared
-        };
-        local.tokens.insert(config_json.into(), token.clone());
-        Some(token)
-    }
-
     /// Calls into the component, instantiating it first if needed; a trap
     /// drops the instance.
-    fn call<R>(
+    pub(crate) fn call<R>(
         &self,
         slot: &mut Option<Live>,
         f: impl FnOnce(&wit::Guest, &mut Store<StoreState>) -> wasmtime::Result<R>,
@@ -639,7 +535,11 @@ impl Provider {
                 Error::Load(format!("instantiating the component: {e:#}"))
             }
         })?;
-        Ok(Live { store, bindings })
+        Ok(Live {
+            store,
+            bindings,
+            resources: HashMap::new(),
+        })
     }
 }
 

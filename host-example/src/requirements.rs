@@ -1,7 +1,8 @@
 //! What a config needs from the host: the component's `requirements`, in
 //! host types. The policy derives its minimal grants from it
 //! ([`crate::Policy::minimal`]) and the provider produces it
-//! ([`crate::Provider::requirements`]); neither depends on the other for it.
+//! ([`crate::Provider::requirements`], converting the component's record
+//! here); neither depends on the other for it.
 
 /// What a config needs from the host (from the component's
 /// `requirements`).
@@ -36,6 +37,27 @@ impl Requirements {
         {
             Some(name) => env(name.strip_prefix("env.").unwrap_or(name)).filter(|p| !p.is_empty()),
             None => Some(entry.to_string()),
+        }
+    }
+}
+
+impl From<crate::bindings::exports::anthropic_wif::federation::provider::HostRequirements>
+    for Requirements
+{
+    fn from(
+        needs: crate::bindings::exports::anthropic_wif::federation::provider::HostRequirements,
+    ) -> Requirements {
+        let urls = |urls: Vec<
+            crate::bindings::exports::anthropic_wif::federation::provider::UrlRequirement,
+        >| { urls.into_iter().map(|u| (u.template, u.origin)).collect() };
+        Requirements {
+            env: needs.env,
+            optional_env: needs.optional_env,
+            files: needs.files,
+            origins: needs.origins,
+            urls: urls(needs.urls),
+            when_set_urls: urls(needs.when_set_urls),
+            commands: needs.commands,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::*;
 use crate::capabilities::{CapError, CommandOutput, HttpRequest};
 use crate::testing::{FakeCaps, T0, assert_no_secret, config_json, respond};
+use crate::{Fingerprint, Secret};
 
 /// What every identity token minted by [`caps`] starts with.
 const JWT: &str = "eyJ.identity-secret";
@@ -429,4 +430,81 @@ fn restore_keeps_the_newer_token_and_never_revives_an_invalidated_one() {
         provider.get_token(&caps, &cfg()).unwrap().token.expose(),
         "tok-3"
     );
+}
+
+#[test]
+fn a_client_serves_what_get_token_cached_and_shares_its_entry() {
+    let caps = caps(3600, Rc::default());
+    let mut provider = Provider::new();
+    let first = provider.get_token(&caps, &cfg()).unwrap();
+    let respaced =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&cfg()).unwrap())
+            .unwrap();
+    let client = provider.client(&respaced).unwrap();
+    assert_eq!(client.token(&caps).unwrap(), first);
+    client.invalidate();
+    assert_eq!(
+        provider.get_token(&caps, &cfg()).unwrap().token.expose(),
+        "tok-2"
+    );
+    assert_eq!(caps.exchanges(), 2);
+}
+
+#[test]
+fn an_invalid_config_makes_no_client() {
+    let err = Provider::new().client(r#"{"type": "nope"}"#).err().unwrap();
+    assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+}
+
+#[test]
+fn token_valid_for_refreshes_early_when_less_is_left() {
+    let caps = caps(3600, Rc::default());
+    let client = Provider::new().client(&cfg()).unwrap();
+    client.token(&caps).unwrap();
+    caps.advance_secs(3000);
+    assert_eq!(
+        client.token_valid_for(&caps, 300).unwrap().token.expose(),
+        "tok-1",
+        "600 s left is enough for 300"
+    );
+    assert_eq!(
+        client.token_valid_for(&caps, 900).unwrap().token.expose(),
+        "tok-2",
+        "600 s left is not enough for 900"
+    );
+    assert_eq!(caps.exchanges(), 2);
+}
+
+#[test]
+fn token_valid_for_never_spends_an_unchanged_assertion() {
+    let caps = file_caps("eyJ.same-file-token", 3600);
+    let client = Provider::new().client(&file_cfg()).unwrap();
+    client.token(&caps).unwrap();
+    caps.advance_secs(3000);
+    let served = client.token_valid_for(&caps, 900).unwrap();
+    assert_eq!(served.expires_at, T0 / 1000 + 3600, "the cached token");
+    assert_eq!(caps.exchanges(), 1, "the same file token is not sent again");
+    assert_eq!(
+        served.refresh_after,
+        T0 / 1000 + 3600 - FRESH_SECS,
+        "plain callers keep it until its advisory window"
+    );
+    caps.advance_secs(BACKOFF_SECS - 1);
+    client.token_valid_for(&caps, 900).unwrap();
+    assert_eq!(caps.exchanges(), 1, "no new read within the backoff");
+}
+
+#[test]
+fn invalidate_rejected_drops_only_the_refused_token() {
+    let caps = caps(3600, Rc::default());
+    let client = Provider::new().client(&cfg()).unwrap();
+    let refused = client.token(&caps).unwrap();
+    client.invalidate_rejected("tok-other");
+    assert_eq!(client.token(&caps).unwrap(), refused, "another token: kept");
+    client.invalidate_rejected(refused.token.expose());
+    let replaced = client.token(&caps).unwrap();
+    assert_eq!(replaced.token.expose(), "tok-2");
+    client.invalidate_rejected(refused.token.expose());
+    assert_eq!(client.token(&caps).unwrap(), replaced, "already replaced");
+    assert_eq!(caps.exchanges(), 2);
 }

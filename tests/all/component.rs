@@ -42,13 +42,13 @@ fn imports_and_exports_are_exactly_the_contract() {
     assert_eq!(
         imports,
         BTreeSet::from([
-            "anthropic-wif:federation/capabilities@0.2.0".to_string(),
+            "anthropic-wif:federation/capabilities@0.3.0".to_string(),
             "wasi:clocks/wall-clock@0.2.12".to_string(),
         ])
     );
     assert_eq!(
         exports,
-        BTreeSet::from(["anthropic-wif:federation/provider@0.2.0".to_string()])
+        BTreeSet::from(["anthropic-wif:federation/provider@0.3.0".to_string()])
     );
 }
 

@@ -10,9 +10,13 @@ use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::Resolve;
 
 /// A core module implementing the `federation` world by hand; `GET_TOKEN`
-/// is replaced by the body of `get-token`.
+/// is replaced by the body of `get-token` and of the `client` resource's
+/// `token` and `token-valid-for` (the constructor makes a client that does
+/// nothing else).
 const MODULE: &str = r#"
 (module
+  (import "[export]anthropic-wif:federation/provider@0.3.0" "[resource-new]client"
+    (func $client_new (param i32) (result i32)))
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 1024))
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
@@ -29,15 +33,30 @@ const MODULE: &str = r#"
         (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable))
         (br $grow)))
     (local.get $ptr))
-  (func (export "anthropic-wif:federation/provider@0.2.0#get-token")
+  (func (export "anthropic-wif:federation/provider@0.3.0#[constructor]client")
+    (param i32 i32) (result i32)
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 12) (call $client_new (i32.const 1)))
+    (i32.const 8))
+  (func (export "anthropic-wif:federation/provider@0.3.0#[method]client.token")
+    (param i32) (result i32)
+    GET_TOKEN)
+  (func (export "anthropic-wif:federation/provider@0.3.0#[method]client.token-valid-for")
     (param i32 i32) (result i32)
     GET_TOKEN)
-  (func (export "anthropic-wif:federation/provider@0.2.0#invalidate") (param i32 i32))
-  (func (export "anthropic-wif:federation/provider@0.2.0#restore")
-    (param i32 i32 i32 i32 i32 i32 i64 i64 i64 i64 i32 i32))
-  (func (export "anthropic-wif:federation/provider@0.2.0#requirements")
+  (func (export "anthropic-wif:federation/provider@0.3.0#[method]client.invalidate")
+    (param i32))
+  (func (export "anthropic-wif:federation/provider@0.3.0#[method]client.invalidate-rejected")
+    (param i32 i32 i32))
+  (func (export "anthropic-wif:federation/provider@0.3.0#[method]client.restore")
+    (param i32 i32 i32 i32 i32 i64 i64 i64 i64 i32 i32))
+  (func (export "anthropic-wif:federation/provider@0.3.0#[method]client.requirements")
+    (param i32) (result i32)
+    unreachable)
+  (func (export "anthropic-wif:federation/provider@0.3.0#[dtor]client") (param i32))
+  (func (export "anthropic-wif:federation/provider@0.3.0#get-token")
     (param i32 i32) (result i32)
-    unreachable))
+    GET_TOKEN))
 "#;
 
 /// Loops forever.

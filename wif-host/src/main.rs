@@ -522,8 +522,9 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
     let provider = inspector.with_policy(policy);
     let auth = input.auth.json();
     writer.prepare(&auth)?;
+    let client = provider.client(&auth)?;
     if args.once {
-        sync::refresh_once(&provider, &auth, &writer, false)?;
+        sync::refresh_once(&client, &writer, 0)?;
         return Ok(());
     }
     let stop = Stop::on_signals().map_err(Failure::Signals)?;
@@ -531,7 +532,7 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
         "wif-host: sync: keeping {} fresh",
         writer.credentials_path().display()
     );
-    sync::run(&provider, &auth, &writer, &stop);
+    sync::run(&client, &writer, &stop);
     Ok(())
 }
 

@@ -6,15 +6,19 @@
 //! for refresh and re-read the file then; the sidecar replaces the token
 //! [`REFRESH_LEAD_SECS`] before it expires (half its lifetime for tokens
 //! shorter than twice that), so a reader sees more than the advisory window
-//! left while the identity source and the endpoint are healthy. A failed
-//! refresh leaves the last good file in place and is retried with backoff
-//! ([`retry_delay`]).
+//! left while the identity source and the endpoint are healthy. It asks for
+//! a token valid for longer than the one it holds has left
+//! ([`Client::token_valid_for`]), so the component exchanges early only when
+//! it can: an identity token it has already exchanged (a file not rotated
+//! yet) is not spent again, and the token held is written until the
+//! mandatory window. A failed refresh leaves the last good file in place
+//! and is retried with backoff ([`retry_delay`]).
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use crate::sdk_profile::{ProfileError, ProfileWriter};
-use anthropic_wif_host::{AccessToken, Clock, Error, Provider, SystemClock};
+use anthropic_wif_host::{AccessToken, Client, Clock, Error, SystemClock};
 
 /// How long before expiry a token is replaced, in seconds (for tokens
 /// living at least twice as long).
@@ -105,31 +109,35 @@ impl Stop {
     }
 }
 
-/// Obtains a fresh token for `auth_json` and writes it; the written token.
-/// With `fresh`, the provider's cached token is dropped first, so that a
-/// new one is exchanged.
+/// Obtains a token valid for at least `valid_for` more seconds when the
+/// component can exchange for one (see [`Client::token_valid_for`]; 0: any
+/// valid token) and writes it; the written token.
 pub fn refresh_once(
-    provider: &Provider,
-    auth_json: &str,
+    client: &Client,
     writer: &ProfileWriter,
-    fresh: bool,
+    valid_for: u32,
 ) -> Result<AccessToken, SyncError> {
-    if fresh {
-        provider.invalidate(auth_json)?;
-    }
-    let token = provider.get_token(auth_json)?;
+    let token = client.token_valid_for(valid_for)?;
     writer.write_token(&token)?;
     Ok(token)
 }
 
+/// What to ask for at `next`, the refresh time of a token that expires at
+/// `expires_at`: a second more than it will have left then, so that the
+/// component refreshes it early.
+pub fn wanted_validity(next: u64, expires_at: u64) -> u32 {
+    u32::try_from(expires_at.saturating_sub(next).saturating_add(1)).unwrap_or(u32::MAX)
+}
+
 /// Keeps the profile fresh until `stop` is triggered. The profile must
 /// have been prepared ([`ProfileWriter::prepare`]).
-pub fn run(provider: &Provider, auth_json: &str, writer: &ProfileWriter, stop: &Stop) {
+pub fn run(client: &Client, writer: &ProfileWriter, stop: &Stop) {
     let path = writer.credentials_path();
     let mut failures = 0u32;
     let mut written = false;
+    let mut valid_for = 0;
     loop {
-        let wait = match refresh_once(provider, auth_json, writer, written) {
+        let wait = match refresh_once(client, writer, valid_for) {
             Ok(token) => {
                 if failures > 0 {
                     eprintln!(
@@ -141,6 +149,7 @@ pub fn run(provider: &Provider, auth_json: &str, writer: &ProfileWriter, stop: &
                 written = true;
                 let now = SystemClock.now().as_secs();
                 let next = refresh_at(now, token.expires_at);
+                valid_for = wanted_validity(next, token.expires_at);
                 tracing::info!(
                     expires_in = token.expires_at.saturating_sub(now),
                     next_refresh_in = next - now,

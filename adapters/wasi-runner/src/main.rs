@@ -46,10 +46,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reads the config, asks the provider and returns the token.
+/// Reads the config, opens a client on it (which validates it) and returns
+/// its token.
 fn run() -> Result<String, String> {
     let config = config()?;
-    provider::get_token(&config)
+    provider::Client::new(&config)
+        .and_then(|client| client.token())
         .map(|token| token.token)
         .map_err(|e| describe(&e))
 }

@@ -178,7 +178,7 @@ pub fn nested_build(
 }
 
 /// Builds the root package for [`CORE_TARGET`] in `target_dir` and encodes
-/// the module as a component (validated).
+/// the module as a component (validated), without its name section.
 pub fn federation_component(root: &Path, target_dir: &Path) -> BuildResult<Vec<u8>> {
     nested_build(
         root,
@@ -189,10 +189,34 @@ pub fn federation_component(root: &Path, target_dir: &Path) -> BuildResult<Vec<u
     let out = target_dir.join(CORE_TARGET).join(PROFILE);
     watch_dep_info(&out.join("anthropic_wif.d"), root, &["wit"])?;
     let module = read(&out.join("anthropic_wif.wasm"))?;
-    Ok(wit_component::ComponentEncoder::default()
+    let component = wit_component::ComponentEncoder::default()
         .module(&module)?
         .validate(true)
-        .encode()?)
+        .encode()?;
+    without_names(&component)
+}
+
+/// `component` without its top-level `component-name` custom section: the
+/// names of its types and functions, which only debuggers read (the core
+/// module is already stripped), about 2.6 KiB of a component that must stay
+/// under 400 KiB.
+pub fn without_names(component: &[u8]) -> BuildResult<Vec<u8>> {
+    let header = component
+        .get(..8)
+        .ok_or("the component is shorter than its header")?;
+    let mut out = header.to_vec();
+    let mut reader = wasmparser::BinaryReader::new(&component[8..], 8);
+    while !reader.eof() {
+        let start = reader.original_position();
+        let id = reader.read_u8()?;
+        let size = reader.read_var_u32()? as usize;
+        let body = reader.read_bytes(size)?;
+        if id == 0 && wasmparser::BinaryReader::new(body, 0).read_string()? == "component-name" {
+            continue;
+        }
+        out.extend_from_slice(&component[start..reader.original_position()]);
+    }
+    Ok(out)
 }
 
 /// Reads a build output, naming it when that fails.
@@ -203,6 +227,26 @@ pub fn read(path: &Path) -> BuildResult<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_component_name_section_is_dropped() {
+        let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+        let custom = |name: &str, data: &[u8]| {
+            let mut body = vec![name.len() as u8];
+            body.extend_from_slice(name.as_bytes());
+            body.extend_from_slice(data);
+            let mut section = vec![0, body.len() as u8];
+            section.extend(body);
+            section
+        };
+        component.extend(custom("component-name", b"names"));
+        component.extend(custom("producers", b"kept"));
+        let stripped = without_names(&component).unwrap();
+        let mut expected = component[..8].to_vec();
+        expected.extend(custom("producers", b"kept"));
+        assert_eq!(stripped, expected);
+        assert!(without_names(&component[..12]).is_err(), "a cut section");
+    }
 
     #[test]
     fn dep_info_inputs_are_each_path_once_with_escaped_spaces() {

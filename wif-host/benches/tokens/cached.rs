@@ -1,18 +1,43 @@
-//! Cached tokens: the host API with 1 and 8 threads, through the component,
-//! natively, and how the cached path grows with threads and configs.
+//! Cached tokens: the prepared handle and the host API with 1 to 8 threads,
+//! through the component, natively, and how the cached path grows with
+//! threads and configs.
 
 use super::*;
 
 impl Bench {
-    /// Cached tokens: host API (1 and 8 threads), through the component,
-    /// natively.
-    pub(crate) fn cached(&self, table: &mut Table) -> anyhow::Result<()> {
+    /// Cached tokens: the prepared handle and the host API (1 to 8
+    /// threads), through the component, natively. Returns the medians of
+    /// `Client::token` on one thread and of the through-component call.
+    pub(crate) fn cached(&self, table: &mut Table) -> anyhow::Result<(f64, f64)> {
         table.section("cached token");
         let config = self.config(&self.server, "fdrl_bench");
         let configs = std::slice::from_ref(&config);
         let provider = self.provider(&config)?;
-        provider.get_token(&config)?;
+        let client = provider.client(&config)?;
+        client.token()?;
         let exchanges = self.server.requests().len();
+
+        let handle = runs(REPS, || Ok(threaded_client(&client, 1, CACHED_BATCH).wall))?;
+        table.row(
+            "prepared handle Client::token, 1 thread",
+            Kind::Time,
+            handle,
+            Target::at_most(25.0, "≤ 25 ns"),
+        );
+        for threads in [2, 8] {
+            let mut cpu = Vec::new();
+            runs(REPS, || {
+                let figures = threaded_client(&client, threads, CACHED_BATCH);
+                cpu.push(figures.cpu);
+                Ok(figures.wall)
+            })?;
+            table.row(
+                &format!("Client::token, {threads} threads: thread CPU time ÷ calls"),
+                Kind::Time,
+                Stats::of(cpu),
+                Target::at_most(25.0, "≤ 25 ns (flat)"),
+            );
+        }
 
         let one = runs(REPS, || {
             Ok(threaded(&provider, configs, 1, CACHED_BATCH).wall)
@@ -50,15 +75,15 @@ impl Bench {
             let batch = 2_000;
             let start = Instant::now();
             for _ in 0..batch {
-                let _ = black_box(provider.get_token_uncached(black_box(&config)));
+                let _ = black_box(black_box(&client).token_uncached());
             }
             Ok(per_call(start.elapsed(), batch))
         })?;
         table.row(
-            "through the component (get_token_uncached, component cache hit)",
+            "through the component (Client::token_uncached, component cache hit)",
             Kind::Time,
             component,
-            Target::at_most(5_000.0, "≤ 5 µs"),
+            Target::at_most(500.0, "≤ 500 ns"),
         );
         ensure!(
             self.server.requests().len() == exchanges,
@@ -92,7 +117,7 @@ impl Bench {
             Stats::single(component.median / native.median),
             Target::none(""),
         );
-        Ok(())
+        Ok((handle.median, component.median))
     }
 
     /// Cached host API calls on 1, 2, 4 and 8 threads.
@@ -186,20 +211,42 @@ pub(crate) fn threaded(
     threads: usize,
     calls: usize,
 ) -> Threaded {
+    threaded_calls(threads, calls, configs.len(), |next| {
+        let _ = black_box(provider.get_token(black_box(&configs[next])));
+    })
+}
+
+/// `threads` threads, started together by a barrier, each making `calls`
+/// cached `Client::token` calls.
+pub(crate) fn threaded_client(client: &Client, threads: usize, calls: usize) -> Threaded {
+    threaded_calls(threads, calls, 1, |_| {
+        let _ = black_box(black_box(client).token());
+    })
+}
+
+/// `threads` threads, started together by a barrier, each making `calls`
+/// calls of `call` with an index cycling through `0..cycle`.
+fn threaded_calls(
+    threads: usize,
+    calls: usize,
+    cycle: usize,
+    call: impl Fn(usize) + Sync,
+) -> Threaded {
     let barrier = Barrier::new(threads);
     let results: Vec<(Instant, Instant, Duration)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let barrier = &barrier;
+                let call = &call;
                 scope.spawn(move || {
-                    let mut next = t % configs.len();
+                    let mut next = t % cycle;
                     barrier.wait();
                     let cpu = thread_cpu_time();
                     let start = Instant::now();
                     for _ in 0..calls {
-                        let _ = black_box(provider.get_token(black_box(&configs[next])));
+                        call(next);
                         next += 1;
-                        if next == configs.len() {
+                        if next == cycle {
                             next = 0;
                         }
                     }

@@ -13,7 +13,9 @@
 //!
 //! One module per family of figures: `cached` (cached tokens, growth with
 //! threads and configs), `exchange` (a full exchange and its overhead),
-//! `loading` (compile, load, instantiate), `cli` (cold processes); `native`
+//! `loading` (compile, load, instantiate, the wasmtime settings side by
+//! side), `cli` (cold processes), `python_sdk` (the official Python SDK's
+//! cached call, same run); `native`
 //! is the component's logic compiled natively (the baseline), `table` the
 //! statistics and the printed table.
 
@@ -27,7 +29,7 @@ use std::process::{Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anthropic_wif_host::{EMBEDDED_COMPONENT, Policy, Provider};
+use anthropic_wif_host::{Client, EMBEDDED_COMPONENT, Policy, Provider};
 use anthropic_wif_loopback::{LoopbackServer, token_endpoint};
 use anyhow::{Context, ensure};
 use serde_json::json;
@@ -37,6 +39,7 @@ mod cli;
 mod exchange;
 mod loading;
 mod native;
+mod python_sdk;
 mod table;
 
 use anthropic_wif_test_support::machine::{load_average, machine};
@@ -68,9 +71,10 @@ fn main() -> anyhow::Result<()> {
     let bench = Bench::new()?;
     bench.warm_up()?;
 
-    bench.cached(&mut table)?;
+    let (handle, component) = bench.cached(&mut table)?;
     bench.exchange(&mut table)?;
     bench.loading(&mut table)?;
+    bench.engine_settings(&mut table)?;
     bench.cli(&mut table, &wif_host)?;
     table.section("size");
     table.row(
@@ -81,6 +85,7 @@ fn main() -> anyhow::Result<()> {
     );
     bench.thread_scaling(&mut table)?;
     bench.config_scaling(&mut table)?;
+    bench.python_sdk(&mut table, handle, component)?;
 
     println!();
     println!("{}", machine());

@@ -43,3 +43,16 @@ fn a_manual_stop_is_seen_by_the_waiter() {
     stop.sender().send(()).unwrap();
     assert!(stop.wait(Duration::from_secs(60)));
 }
+
+#[test]
+fn the_validity_asked_for_exceeds_what_the_held_token_has_left_at_refresh_time() {
+    let expires_at = 4_600;
+    let next = refresh_at(1_000, expires_at);
+    assert_eq!(wanted_validity(next, expires_at), 181);
+    assert!(u64::from(wanted_validity(next, expires_at)) > expires_at - next);
+    assert_eq!(
+        wanted_validity(500, 400),
+        1,
+        "an expired token: any valid one"
+    );
+}
