@@ -6,6 +6,7 @@ They answer as the real ones do, on 127.0.0.1 only, each on its own thread.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import socket
 import socketserver
@@ -340,3 +341,60 @@ class TlsFront(_TcpLoopback):
                     moved = True
                 if not moved:
                     time.sleep(0.001)
+
+
+class SocksProxy(_TcpLoopback):
+    """A SOCKS5 proxy (RFC 1928 CONNECT; RFC 1929 credentials when `credentials` is set) that resolves
+    the names in `hosts` itself and records each destination as asked (`name:port` or `ip:port`)."""
+
+    def __init__(self, hosts: dict[str, str], credentials: tuple[str, str] | None) -> None:
+        self.hosts, self.credentials = hosts, credentials
+        self.seen: list[tuple[str, tuple[str, str] | None]] = []
+        super().__init__(self._serve)
+
+    def _serve(self, client: socket.socket) -> None:
+        def read(count: int) -> bytes:
+            data = b""
+            while len(data) < count:
+                chunk = client.recv(count - len(data))
+                if not chunk:
+                    raise ConnectionError("closed")
+                data += chunk
+            return data
+
+        _, count = read(2)
+        methods = read(count)
+        method = 2 if self.credentials else 0
+        if method not in methods:
+            client.sendall(b"\x05\xff")
+            return
+        client.sendall(bytes([5, method]))
+        given = None
+        if self.credentials:
+            read(1)
+            user = read(read(1)[0]).decode()
+            password = read(read(1)[0]).decode()
+            given = (user, password)
+            if given != self.credentials:
+                client.sendall(b"\x01\x01")
+                return
+            client.sendall(b"\x01\x00")
+        _, command, _, kind = read(4)
+        if kind == 3:
+            host = read(read(1)[0]).decode()
+        else:
+            host = str(ipaddress.ip_address(read(4 if kind == 1 else 16)))
+        port = int.from_bytes(read(2), "big")
+        self.seen.append((f"{host}:{port}", given))
+        address = self.hosts.get(host, host)
+        try:
+            upstream = socket.create_connection((address, port), timeout=10)
+        except OSError:
+            client.sendall(b"\x05\x05\x00\x01" + bytes(6))
+            return
+        client.sendall(b"\x05\x00\x00\x01" + bytes(6))
+        with upstream:
+            forward = threading.Thread(target=_pipe, args=(client, upstream), daemon=True)
+            forward.start()
+            _pipe(upstream, client)
+            forward.join(10)

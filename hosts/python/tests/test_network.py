@@ -1,4 +1,4 @@
-"""The network beyond the scenario table: an `https://` proxy, SOCKS5 refused, transport headers refused,
+"""The network beyond the scenario table: an `https://` proxy, SOCKS5 proxies, transport headers refused,
 stderr redaction, certificate errors each in its words."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from anthropic_wif._command import redact_values
 from anthropic_wif._http import HttpClient, fetch
 from anthropic_wif._proxy import ProxyEnv
 from conftest import auth_config
-from loopback import ConnectProxy, Loopback, TlsFront, TokenEndpoint, tls_front
+from loopback import ConnectProxy, Loopback, SocksProxy, TlsFront, TokenEndpoint, closed_port, tls_front
 
 PROXIED = "token.network.test"
 
@@ -74,10 +74,53 @@ def test_an_https_proxy_is_reached_over_tls_and_tunnels_with_credentials(
         proxy.close()
 
 
-def test_a_socks5_proxy_is_refused_in_words(tmp_path: Path) -> None:
-    provider, config = _provider(tmp_path, "https://api.example.com", 'proxy = "socks5h://u:pw@127.0.0.1:1080"')
-    with pytest.raises(ExchangeFailed, match="SOCKS5 proxy, which is not supported in this host"):
+def test_a_pinned_socks5h_proxy_with_credentials_carries_the_request_by_name(
+    tmp_path: Path, ca: trustme.CA, tls_endpoint: Loopback, token_endpoint: TokenEndpoint
+) -> None:
+    proxy = SocksProxy({PROXIED: "127.0.0.1"}, ("svc", "s0cks-pass"))
+    try:
+        ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        origin = f"https://{PROXIED}:{tls_endpoint.port}"
+        line = f'ca_files = ["{ca_file}"]\nproxy = "socks5h://svc:s0cks-pass@127.0.0.1:{proxy.port}"'
+        provider, config = _provider(tmp_path, origin, line)
+        assert provider.get_token(config).token == "sk-ant-oat01-scenario-1"
+        assert proxy.seen == [(f"{PROXIED}:{tls_endpoint.port}", ("svc", "s0cks-pass"))]
+
+        wrong = line.replace("s0cks-pass@", "wrong-pass@")
+        provider, config = _provider(tmp_path, origin, wrong)
+        with pytest.raises(ExchangeFailed, match="credentials were not accepted \\(SOCKS5\\)") as raised:
+            provider.get_token(config)
+        assert "wrong-pass" not in str(raised.value)
+        assert token_endpoint.exchanges == 1
+    finally:
+        proxy.close()
+
+
+def test_all_proxy_names_a_socks5h_proxy_without_authentication(
+    tmp_path: Path, ca: trustme.CA, tls_endpoint: Loopback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = SocksProxy({PROXIED: "127.0.0.1"}, None)
+    try:
+        for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("ALL_PROXY", f"socks5h://127.0.0.1:{proxy.port}")
+        ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        origin = f"https://{PROXIED}:{tls_endpoint.port}"
+        provider, config = _provider(tmp_path, origin, f'ca_files = ["{ca_file}"]')
+        assert provider.get_token(config).token == "sk-ant-oat01-scenario-1"
+        assert proxy.seen == [(f"{PROXIED}:{tls_endpoint.port}", None)]
+    finally:
+        proxy.close()
+
+
+def test_a_socks5_proxy_that_is_down_is_named(tmp_path: Path) -> None:
+    port = closed_port()
+    provider, config = _provider(tmp_path, "https://api.example.com", f'proxy = "socks5h://u:pw@127.0.0.1:{port}"')
+    with pytest.raises(ExchangeFailed, match=f"proxy socks5h://127.0.0.1:{port} is unreachable") as raised:
         provider.get_token(config)
+    assert "u:pw" not in str(raised.value)
 
 
 def test_a_name_mismatch_is_named(tmp_path: Path, ca: trustme.CA, token_endpoint: TokenEndpoint) -> None:

@@ -1,4 +1,4 @@
-"""`http-fetch`: granted origins only, transport headers refused, the policy's proxy and CAs, no redirects,
+"""`http-fetch`: granted origins only, transport headers refused, the policy's proxy (CONNECT or SOCKS5) and CAs, no redirects,
 a body cap and one deadline for the whole exchange."""
 
 from __future__ import annotations
@@ -77,12 +77,6 @@ def fetch(policy: Policy, client: HttpClient, request: Any) -> Record | Err:
         route = client.route(origin)
     except RouteError as e:
         return cap_error("failed", str(e))
-    if isinstance(route, ViaProxy) and route.proxy.scheme.startswith("socks"):
-        return cap_error(
-            "failed",
-            f"proxy {route.proxy} is a SOCKS5 proxy, which is not supported in this host (Python); "
-            "use an http:// or https:// proxy, or the Rust host",
-        )
     try:
         return _exchange(policy, client, request, parts.path or "/", parts.query, origin, route)
     except Failure as f:
@@ -104,6 +98,10 @@ def _exchange(
                 return cap_error("failed", f"TLS setup failed: {e}")
         if isinstance(route, Direct):
             stream = _connect.open_direct(origin.scheme, origin.host, origin.port, str(origin), context, deadline)
+        elif route.proxy.scheme.startswith("socks"):
+            stream = _connect.open_socks(
+                origin.scheme, origin.host, origin.port, str(origin), route.proxy, context, deadline
+            )
         else:
             stream = _connect.open_tunnel(
                 origin.scheme, origin.host, origin.port, str(origin), route.proxy, context, deadline

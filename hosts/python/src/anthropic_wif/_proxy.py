@@ -85,12 +85,18 @@ class ProxyUrl:
         """Whether the URL carries a user name or password."""
         return bool(self._user) or self._password is not None
 
-    def basic_credentials(self) -> str | None:
-        """The value of `Proxy-Authorization: Basic`: percent-decoded `user:password`, base64. Never log it."""
+    def credentials(self) -> tuple[str, str] | None:
+        """The percent-decoded user name and password, if any. Never log them."""
         if not self.has_credentials():
             return None
-        pair = f"{unquote(self._user)}:{unquote(self._password or '')}"
-        return base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        return unquote(self._user), unquote(self._password or "")
+
+    def basic_credentials(self) -> str | None:
+        """The value of `Proxy-Authorization: Basic`: percent-decoded `user:password`, base64. Never log it."""
+        credentials = self.credentials()
+        if credentials is None:
+            return None
+        return base64.b64encode(":".join(credentials).encode("utf-8")).decode("ascii")
 
     def __str__(self) -> str:
         return f"{self._scheme}://{self._host}:{self._port}"
