@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 from wasmtime.component import Record
 
 from . import _connect
-from ._connect import Deadline, Failure
+from ._deadline import Deadline, Failure
 from ._lowering import Err
 from ._names import cap_error, printable, record
 from ._policy import Origin, Policy
 from ._proxy import Direct, ProxyEnv, Route, RouteError, ViaProxy, select
-from ._tls import LazyContext
+from ._tls import LazyContext, explain_tls
 
 _CHUNK = 64 * 1024
 HOP_BY_HOP = (
@@ -146,8 +146,6 @@ def _exchange(
 
 
 def _explain(error: Exception, origin: Origin) -> Failure:
-    from ._tls import explain_tls
-
     if isinstance(error, ssl.SSLError):
         return Failure("failed", explain_tls(error, origin.host.strip("[]")))
     if isinstance(error, http.client.HTTPException):
