@@ -82,6 +82,7 @@ fn compiled(clock: &Arc<ScenarioClock>) -> &'static Provider {
     })
 }
 
+/// A request handler, shared by the plain and the TLS token endpoint.
 type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 
 /// The token endpoint, plain and behind TLS: both answer as its current
