@@ -2,11 +2,16 @@
 //! host. The Python (`hosts/python`) and JavaScript (`hosts/js`) hosts run
 //! the same table, so the three cannot drift apart.
 //!
-//! This file holds one test: it sets environment variables of this process,
-//! which is sound only while no other thread reads or writes them.
+//! This file holds one test: it sets environment variables of this process
+//! (the scenario's granted variables, and the proxy and CA variables the
+//! host reads itself), which is sound only while no other thread reads or
+//! writes them.
 
 #![deny(unsafe_code)]
 
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,12 +20,38 @@ use std::time::Duration;
 use anthropic_wif_host::spread::RefreshSpread;
 use anthropic_wif_host::{Clock, Error, Policy, Provider, SourceKind};
 use anthropic_wif_loopback::{LoopbackServer, Recorded, Reply};
+use anthropic_wif_test_support::network::{
+    ConnectProxy, HttpsServer, ProxyMode, TestCa, Validity, closed_port,
+};
+use anthropic_wif_test_support::{RawServer, trickle};
 use serde_json::{Value, json};
 
 /// Where the clock of every scenario starts (Unix seconds).
 const START: u64 = 1_900_000_000;
 /// How long `/slow` of the identity server waits before answering.
 const SLOW: Duration = Duration::from_secs(3);
+/// The name only the CONNECT proxy resolves (to 127.0.0.1).
+const PROXIED: &str = "token.scenario.test";
+/// The credentials the CONNECT proxy requires.
+const PROXY_CREDENTIALS: &str = "scenario:proxy-s3cret";
+/// The variables the host process reads itself: removed for every scenario,
+/// set from its `process_env`, restored after it.
+const PROCESS_VARIABLES: [&str; 10] = [
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+/// The head the drip server writes one byte at a time.
+const DRIP_HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 17\r\nconnection: close\r\n\r\n";
+/// How far apart the drip server writes the bytes of its head.
+const DRIP_EVERY: Duration = Duration::from_millis(100);
 
 /// The clock of every scenario: set back to [`START`] when a scenario
 /// begins, moved by its steps.
@@ -51,24 +82,34 @@ fn compiled(clock: &Arc<ScenarioClock>) -> &'static Provider {
     })
 }
 
-/// The loopback token endpoint: answers as its current behaviour says and
-/// counts exchanges.
+/// A request handler, shared by the plain and the TLS token endpoint.
+type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+/// The token endpoint, plain and behind TLS: both answer as its current
+/// behaviour says and count exchanges together.
 struct TokenEndpoint {
     server: LoopbackServer,
+    tls: HttpsServer,
     behaviour: Arc<Mutex<Value>>,
     exchanges: Arc<AtomicU64>,
+    assertion: Arc<Mutex<Option<String>>>,
 }
 
 impl TokenEndpoint {
-    fn start() -> TokenEndpoint {
+    fn start(ca: &TestCa) -> TokenEndpoint {
         let behaviour = Arc::new(Mutex::new(json!({"status": 200, "expires_in": 600})));
         let exchanges = Arc::new(AtomicU64::new(0));
-        let (b, n) = (behaviour.clone(), exchanges.clone());
-        let server = LoopbackServer::start(move |request: &Recorded| {
+        let assertion = Arc::new(Mutex::new(None));
+        let (b, n, a) = (behaviour.clone(), exchanges.clone(), assertion.clone());
+        let handler: Arc<Handler> = Arc::new(move |request: &Recorded| {
             if request.method != "POST" || request.path != "/v1/oauth/token" {
                 return Reply::json(404, &json!({"error": "not_found"}));
             }
             let count = n.fetch_add(1, Ordering::SeqCst) + 1;
+            *a.lock().unwrap_or_else(PoisonError::into_inner) =
+                serde_json::from_slice::<Value>(&request.body)
+                    .ok()
+                    .and_then(|body| body["assertion"].as_str().map(str::to_string));
             let behaviour = b.lock().unwrap_or_else(PoisonError::into_inner).clone();
             match behaviour["status"].as_u64() {
                 Some(200) => Reply::json(
@@ -85,24 +126,59 @@ impl TokenEndpoint {
                 )
                 .header("request-id", "req_scenario"),
             }
-        })
-        .expect("the token endpoint starts");
+        });
+        let plain = handler.clone();
+        let server = LoopbackServer::start(move |request: &Recorded| plain(request))
+            .expect("the token endpoint starts");
+        let tls = HttpsServer::start(
+            ca.server_cert(&["127.0.0.1", PROXIED], Validity::Current),
+            move |request: &Recorded| handler(request),
+        );
         TokenEndpoint {
             server,
+            tls,
             behaviour,
             exchanges,
+            assertion,
         }
     }
 
     fn last_assertion(&self) -> Option<String> {
-        let last = self
-            .server
-            .requests()
-            .into_iter()
-            .rev()
-            .find(|r| r.method == "POST")?;
-        let body: Value = serde_json::from_slice(&last.body).ok()?;
-        body["assertion"].as_str().map(str::to_string)
+        self.assertion
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The server that drips its response head (see [`DRIP_HEAD`]).
+fn drip_server() -> RawServer {
+    RawServer::start(|stream, _request| {
+        trickle(stream, DRIP_HEAD.as_bytes(), DRIP_EVERY);
+        let _ = std::io::Write::write_all(stream, b"id-token-from-url");
+    })
+}
+
+/// The CONNECT proxy of the table: [`PROXIED`] only, with
+/// [`PROXY_CREDENTIALS`].
+fn connect_proxy() -> ConnectProxy {
+    ConnectProxy::start(ProxyMode::Tunnel {
+        hosts: HashMap::from([(PROXIED.to_string(), IpAddr::V4(Ipv4Addr::LOCALHOST))]),
+        credentials: Some(PROXY_CREDENTIALS.to_string()),
+    })
+}
+
+/// Sets (or, with `None`, removes) a variable of this process.
+fn set_process_var(name: &str, value: Option<&OsString>) {
+    // SAFETY: this test binary runs this one test on one thread; no other
+    // thread reads or writes the environment meanwhile. (The provider reads
+    // the variables from this process's environment.)
+    #[allow(unsafe_code)]
+    unsafe {
+        match value {
+            Some(value) => std::env::set_var(name, value),
+            None => std::env::remove_var(name),
+        }
     }
 }
 
@@ -195,17 +271,37 @@ fn check_error(error: &Error, expect: &Value, at: &str) {
     if let Some(contains) = expect["contains"].as_str() {
         assert!(error.to_string().contains(contains), "{at}: {error}");
     }
+    for absent in expect["not_contains"].as_array().into_iter().flatten() {
+        let absent = absent.as_str().expect("not_contains holds strings");
+        assert!(!error.to_string().contains(absent), "{at}: {error}");
+    }
 }
 
 fn run(table: &Value, scenario: &Value, clock: &Arc<ScenarioClock>) {
     let name = scenario["name"].as_str().expect("a scenario has a name");
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let tokens = TokenEndpoint::start();
+    let ca = TestCa::new("Scenario Test CA");
+    let ca_file = ca.write(dir.path(), "test-ca.pem");
+    let tokens = TokenEndpoint::start(&ca);
     let identity = identity_server();
+    let drip = drip_server();
+    let proxy = connect_proxy();
     let places = [
         ("DIR", dir.path().display().to_string()),
         ("TOKEN_ORIGIN", tokens.server.url()),
         ("ID_ORIGIN", identity.url()),
+        ("CA_FILE", ca_file.display().to_string()),
+        (
+            "TLS_TOKEN_ORIGIN",
+            format!("https://127.0.0.1:{}", tokens.tls.port()),
+        ),
+        (
+            "PROXIED_TOKEN_ORIGIN",
+            format!("https://{PROXIED}:{}", tokens.tls.port()),
+        ),
+        ("PROXY", format!("127.0.0.1:{}", proxy.port())),
+        ("DOWN_PROXY", format!("127.0.0.1:{}", closed_port())),
+        ("DRIP_ORIGIN", drip.url()),
     ];
     let scenario = fill(scenario, &places);
     let empty = serde_json::Map::new();
@@ -223,18 +319,26 @@ fn run(table: &Value, scenario: &Value, clock: &Arc<ScenarioClock>) {
         .unwrap_or(&empty)
         .iter()
         .map(|(var, value)| {
-            // SAFETY: this test binary runs this one test on one thread; no
-            // other thread reads or writes the environment meanwhile. (The
-            // provider reads the variables from this process's environment.)
-            #[allow(unsafe_code)]
-            unsafe {
-                std::env::set_var(var, value.as_str().expect("env value"))
-            };
+            set_process_var(var, Some(&value.as_str().expect("env value").into()));
             var.clone()
         })
         .collect();
+    let saved: Vec<(&str, Option<OsString>)> = PROCESS_VARIABLES
+        .iter()
+        .map(|var| (*var, std::env::var_os(var)))
+        .collect();
+    for var in PROCESS_VARIABLES {
+        set_process_var(var, None);
+    }
+    for (var, value) in scenario["process_env"].as_object().unwrap_or(&empty) {
+        assert!(PROCESS_VARIABLES.contains(&var.as_str()), "{name}: {var}");
+        set_process_var(var, Some(&value.as_str().expect("a value").into()));
+    }
     let mut config = fill(&table["config"], &places);
     config["workload_identity_federation"]["identity_token"] = scenario["source"].clone();
+    if let Some(base_url) = scenario.get("base_url") {
+        config["workload_identity_federation"]["base_url"] = base_url.clone();
+    }
     let config = config.to_string();
     let policy = Policy::from_toml(scenario["policy"].as_str().expect("policy text"))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -282,13 +386,15 @@ fn run(table: &Value, scenario: &Value, clock: &Arc<ScenarioClock>) {
         if let Some(assertion) = step["assertion"].as_str() {
             assert_eq!(tokens.last_assertion().as_deref(), Some(assertion), "{at}");
         }
+        if let Some(connects) = step["connects"].as_u64() {
+            assert_eq!(proxy.seen().len() as u64, connects, "{at}: CONNECTs");
+        }
     }
     for var in env {
-        // SAFETY: as above, one test on one thread.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::remove_var(var)
-        };
+        set_process_var(&var, None);
+    }
+    for (var, value) in saved {
+        set_process_var(var, value.as_ref());
     }
 }
 

@@ -1,11 +1,12 @@
 //! Helpers shared by the end-to-end tests of the component (`tests/all`)
 //! and of the `wif-host` binary (`wif-host/tests/all`), and by the benches:
-//! configs, policies, loopback servers, raw servers, files, and the machine
-//! report. A dev-only crate: nothing here is API of the library.
+//! configs, policies, loopback servers, raw servers, files, TLS and proxies
+//! ([`network`]), and the machine report. A dev-only crate: nothing here is API of the library.
 
 #![deny(unsafe_code)]
 
 pub mod machine;
+pub mod network;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};

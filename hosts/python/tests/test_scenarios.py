@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
+import trustme
 
 from anthropic_wif import Denied, ExchangeRejected, Policy, Provider, SourceFailed, WifError
 from conftest import ManualClock
-from loopback import IdentityServer, TokenEndpoint
+from loopback import ConnectProxy, DripServer, IdentityServer, Loopback, TokenEndpoint, closed_port, tls_front
 
 TABLE_PATH = Path(__file__).resolve().parents[3] / "tests" / "scenarios.json"
 TABLE = json.loads(TABLE_PATH.read_text(encoding="utf-8"))
@@ -23,6 +25,49 @@ ERROR_CASES = {
     "ExchangeRejected": "exchange-rejected",
     "MalformedResponse": "malformed-response",
 }
+PROXIED = "token.scenario.test"
+"""The name only the CONNECT proxy resolves (to 127.0.0.1)."""
+PROCESS_VARIABLES = (
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+"""Variables the host process reads itself: removed for every scenario, set from its `process_env`."""
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_token_endpoint(token_endpoint: TokenEndpoint, ca: trustme.CA) -> Iterator[Loopback]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", PROXIED).configure_cert(context)
+    server = tls_front(token_endpoint, context)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[ConnectProxy]:
+    server = ConnectProxy({PROXIED: "127.0.0.1"}, "scenario:proxy-s3cret")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def drip() -> Iterator[DripServer]:
+    server = DripServer()
+    yield server
+    server.close()
 
 
 def _fill(value: Any, places: dict[str, str]) -> Any:
@@ -45,8 +90,24 @@ def test_scenario(
     identity_server: IdentityServer,
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
+    ca: trustme.CA,
+    tls_token_endpoint: Loopback,
+    proxy: ConnectProxy,
+    drip: DripServer,
 ) -> None:
-    places = {"DIR": str(tmp_path), "TOKEN_ORIGIN": token_endpoint.origin, "ID_ORIGIN": identity_server.origin}
+    ca_file = tmp_path / "test-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    places = {
+        "DIR": str(tmp_path),
+        "TOKEN_ORIGIN": token_endpoint.origin,
+        "ID_ORIGIN": identity_server.origin,
+        "CA_FILE": str(ca_file),
+        "TLS_TOKEN_ORIGIN": tls_token_endpoint.origin,
+        "PROXIED_TOKEN_ORIGIN": f"https://{PROXIED}:{tls_token_endpoint.port}",
+        "PROXY": f"127.0.0.1:{proxy.port}",
+        "DOWN_PROXY": f"127.0.0.1:{closed_port()}",
+        "DRIP_ORIGIN": drip.origin,
+    }
     scenario = _fill(scenario, places)
     for name, text in scenario.get("files", {}).items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +116,15 @@ def test_scenario(
         os.symlink(target, tmp_path / name)
     for name, value in scenario.get("env", {}).items():
         monkeypatch.setenv(name, value)
+    for name in PROCESS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in scenario.get("process_env", {}).items():
+        assert name in PROCESS_VARIABLES, name
+        monkeypatch.setenv(name, value)
     config = _fill(TABLE["config"], places)
     config["workload_identity_federation"]["identity_token"] = scenario["source"]
+    if "base_url" in scenario:
+        config["workload_identity_federation"]["base_url"] = scenario["base_url"]
     provider = Provider(Policy.from_toml(scenario["policy"]), clock=clock)
 
     for number, step in enumerate(scenario["steps"], 1):
@@ -80,6 +148,8 @@ def test_scenario(
         assert token_endpoint.exchanges == step["exchanges"], where
         if "assertion" in step:
             assert token_endpoint.last_assertion == step["assertion"], where
+        if "connects" in step:
+            assert proxy.connects == step["connects"], f"{where}: CONNECTs"
 
 
 def _check_error(error: WifError, expect: dict[str, Any], where: str) -> None:
@@ -93,3 +163,5 @@ def _check_error(error: WifError, expect: dict[str, Any], where: str) -> None:
         assert isinstance(error, ExchangeRejected) and error.status == expect["status"], where
     if "contains" in expect:
         assert expect["contains"] in str(error), f"{where}: {error}"
+    for absent in expect.get("not_contains", []):
+        assert absent not in str(error), f"{where}: {error}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +40,14 @@ class MessagesApi(Loopback):
         if bearer not in self.accepted or "oauth-2025-04-20" not in betas or "x-api-key" in request.headers:
             return json_reply(401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid"}})
         return json_reply(200, MESSAGE)
+
+
+def test_the_sdk_release_under_test() -> None:
+    """hosts/run-tests.sh runs this file with the latest SDK and with its oldest supported release, and says which."""
+    expected = os.environ.get("WIF_EXPECT_ANTHROPIC_VERSION")
+    if expected is not None:
+        assert anthropic.__version__ == expected
+    assert tuple(int(part) for part in anthropic.__version__.split(".")[:2]) >= (2, 10)
 
 
 @pytest.fixture

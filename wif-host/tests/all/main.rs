@@ -17,7 +17,6 @@ mod gateway_attacks;
 mod gateway_cli;
 mod identity_providers;
 mod log_hygiene;
-mod network_support;
 mod networks;
 mod oauth;
 mod policy_bypass;

@@ -11,12 +11,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::network_support::{
+use anthropic_wif_host::{Policy, Provider};
+use anthropic_wif_loopback::{Reply, identity_endpoint, token_endpoint};
+use anthropic_wif_test_support::network::{
     ConnectProxy, HttpsServer, ProxyMode, SocksProxy, SocksSeen, TestCa, TlsFront, Validity,
     base64_encode, closed_port,
 };
-use anthropic_wif_host::{Policy, Provider};
-use anthropic_wif_loopback::{Reply, identity_endpoint, token_endpoint};
 use serde_json::json;
 
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJuZXQifQ.bmV0";

@@ -25,6 +25,7 @@ from ._errors import (
     WifError,
 )
 from ._policy import Origin, Policy, PolicyError
+from ._proxy import ProxyUrl
 from ._provider import AccessToken, Provider, Requirements
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Provider",
+    "ProxyUrl",
     "Rejection",
     "Requirements",
     "SourceFailed",

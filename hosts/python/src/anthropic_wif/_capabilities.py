@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import ssl
 import time
 from typing import Any, Callable
 
@@ -40,7 +39,7 @@ def get_env(policy: Policy, name: str) -> str | None | Err:
 def add_to_linker(linker: Linker, policy: Policy, clock: Clock) -> None:
     """Defines the capabilities under `policy` and the wall clock `clock` in `linker`."""
     _lowering.install()
-    tls = ssl.create_default_context()
+    client = _http.HttpClient(policy)
 
     def now(_store: Any) -> Record:
         seconds = clock()
@@ -51,7 +50,7 @@ def add_to_linker(linker: Linker, policy: Policy, clock: Clock) -> None:
         with root.add_instance(CAPABILITIES) as caps:
             caps.add_func("read-file", lambda _store, path: _files.read(policy, path))
             caps.add_func("get-env", lambda _store, name: get_env(policy, name))
-            caps.add_func("http-fetch", lambda _store, request: _http.fetch(policy, tls, request))
+            caps.add_func("http-fetch", lambda _store, request: _http.fetch(policy, client, request))
             caps.add_func("run-command", lambda _store, argv, ms: _command.run(policy, argv, ms))
         with root.add_instance(WALL_CLOCK) as wall_clock:
             wall_clock.add_func("now", now)

@@ -27,6 +27,7 @@ def run(policy: Policy, argv: list[str], requested_ms: int) -> Record | Err:
     if not argv:
         return cap_error("failed", "empty command")
     env = {name: os.environ[name] for name in (*BASE_ENV, *policy.env) if name in os.environ}
+    granted = [os.environb[os.fsencode(name)] for name in policy.env if os.fsencode(name) in os.environb]
     try:
         child = subprocess.Popen(
             argv,
@@ -58,7 +59,23 @@ def run(policy: Policy, argv: list[str], requested_ms: int) -> Record | Err:
     out, err = stdout.join(), stderr.join()
     if len(out) > cap or len(err) > cap:
         return cap_error("too-large", f"command {shown} printed more than {cap} bytes")
-    return record(exit_code=code if code >= 0 else None, stdout=out, stderr=err)
+    # The child got the granted variables and may print them (a helper under
+    # `set -x`); the component may quote its stderr in an error, so the
+    # values it was given are hidden here. Stdout, the token, is left as is.
+    return record(exit_code=code if code >= 0 else None, stdout=out, stderr=redact_values(err, granted))
+
+
+MIN_SECRET_BYTES = 4
+"""Values shorter than this are not hidden: they carry no secret worth the name, and replacing them
+would garble every message (`1`, `true`)."""
+
+
+def redact_values(stderr: bytes, values: list[bytes]) -> bytes:
+    """`stderr` with every occurrence of each of `values` replaced by `[redacted]`, longest value first
+    (so that a value is replaced whole before a shorter one that it contains)."""
+    for value in sorted((v for v in values if len(v) >= MIN_SECRET_BYTES), key=len, reverse=True):
+        stderr = stderr.replace(value, b"[redacted]")
+    return stderr
 
 
 class _CappedReader:

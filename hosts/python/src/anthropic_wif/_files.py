@@ -35,8 +35,9 @@ def read(policy: Policy, path: str) -> bytes | Err:
     except OSError as e:
         return _failure(shown, e)
     try:
-        if _opened_elsewhere(fd, real):
-            return cap_error("denied", f"path {shown} changed while it was being opened")
+        opened = _judge_opened(fd, real, shown)
+        if opened is not None:
+            return opened
         meta = os.fstat(fd)
         if stat.S_ISDIR(meta.st_mode):
             return cap_error("is-directory", f"{shown} is a directory")
@@ -58,12 +59,33 @@ def _failure(shown: str, e: OSError) -> Err:
         return cap_error("not-found", f"{shown} does not exist")
     if e.errno == errno.EISDIR:
         return cap_error("is-directory", f"{shown} is a directory")
-    return cap_error("failed", f"reading {shown} failed: {errno.errorcode.get(e.errno or 0, 'I/O error')}")
+    return cap_error("failed", f"reading {shown} failed: {_kind(e)}")
 
 
-def _opened_elsewhere(fd: int, real: Path) -> bool:
-    """On Linux, whether the file actually opened is another than the one checked."""
+def _judge_opened(fd: int, real: Path, shown: str) -> Err | None:
+    """On Linux, refuses a file other than the one checked (a path swapped for a symlink between the
+    check and the open). The check is skipped only where `/proc` is not mounted; any other failure
+    to read the link fails closed."""
     try:
-        return Path(os.readlink(f"/proc/self/fd/{fd}")) != real
-    except OSError:
-        return False
+        opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError as e:
+        if not Path("/proc/self/fd").is_dir():
+            return None
+        return cap_error("failed", f"reading {shown} failed: the opened file cannot be checked ({_kind(e)})")
+    if opened != real:
+        return cap_error("denied", f"path {shown} changed while it was being opened")
+    return None
+
+
+_KINDS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ELOOP: "filesystem loop or indirection limit (e.g. symlink loop)",
+    errno.ENOTDIR: "not a directory",
+    errno.EIO: "I/O error",
+}
+
+
+def _kind(e: OSError) -> str:
+    """An OS error in the words of Rust's `io::ErrorKind`, as the Rust host prints it."""
+    return _KINDS.get(e.errno or 0, "other error")

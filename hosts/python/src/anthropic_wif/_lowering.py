@@ -52,4 +52,4 @@ def install() -> None:
         ptr.contents.of.result.val = ffi.wasmtime_component_val_new(ctypes.byref(raw))
 
     setattr(convert_to_c, _INSTALLED, True)
-    result_type.convert_to_c = convert_to_c
+    setattr(result_type, "convert_to_c", convert_to_c)

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._proxy import ProxySetting, ProxyUrl, ProxyUrlError
+from ._tls import load_ca_file
+
 DEFAULT_HTTP_TIMEOUT_SECS = 30.0
 """Default time limit of one HTTP request."""
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -29,7 +32,7 @@ DEFAULT_MAX_FILE_BYTES = 1024 * 1024
 _KEYS = {
     "env": {"allow"},
     "files": {"allow", "allow_prefixes", "max_bytes"},
-    "http": {"allow_origins", "timeout_secs", "max_body_bytes"},
+    "http": {"allow_origins", "timeout_secs", "max_body_bytes", "ca_files", "proxy"},
     "commands": {"allow", "timeout_secs", "max_output_bytes"},
 }
 
@@ -89,6 +92,10 @@ class Policy:
     origins: tuple[Origin, ...] = ()
     http_timeout: float = DEFAULT_HTTP_TIMEOUT_SECS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    ca_files: tuple[Path, ...] = ()
+    """PEM files of CA certificates trusted besides the platform's roots."""
+    proxy: ProxySetting = "env"
+    """`"env"` (the proxy variables decide), `"none"` or the one proxy of every request."""
     commands: tuple[tuple[str, ...], ...] = field(default=())
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT_SECS
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
@@ -131,6 +138,8 @@ class Policy:
             ),
             http_timeout=_seconds(http.get("timeout_secs"), DEFAULT_HTTP_TIMEOUT_SECS, "http.timeout_secs"),
             max_body_bytes=_positive(http.get("max_body_bytes"), DEFAULT_MAX_BODY_BYTES, "http.max_body_bytes"),
+            ca_files=_ca_files(_strings(http, "ca_files", "http.ca_files")),
+            proxy=_proxy_setting(http.get("proxy")),
             commands=tuple(
                 _argv_prefix(argv, f"commands.allow[{i}]") for i, argv in enumerate(_list(commands, "allow", "commands.allow"))
             ),
@@ -220,6 +229,36 @@ def _paths(entries: list[str], key: str) -> tuple[Path, ...]:
             raise PolicyError(f"policy: {key}[{i}]: `{entry}` contains `..`; write the path without it")
         out.append(path)
     return tuple(out)
+
+
+def _ca_files(entries: list[str]) -> tuple[Path, ...]:
+    files = _paths(entries, "http.ca_files")
+    for i, path in enumerate(files):
+        try:
+            load_ca_file(path)
+        except ValueError as e:
+            raise PolicyError(f"policy: http.ca_files[{i}]: {e}; list PEM files of CA certificates") from None
+    return files
+
+
+_PROXY_WHAT = (
+    'write `"env"` (the proxy variables decide), `"none"` or a proxy URL such as `"http://proxy.example.com:3128"`'
+)
+
+
+def _proxy_setting(value: object) -> ProxySetting:
+    if value is None or value == "env":
+        return "env"
+    if value == "none":
+        return "none"
+    if isinstance(value, str) and "://" in value:
+        try:
+            return ProxyUrl.parse(value)
+        except ProxyUrlError as problem:
+            raise PolicyError(f"policy: http.proxy: the value {problem}; {_PROXY_WHAT}") from None
+    if not isinstance(value, str):
+        raise PolicyError(f"policy: http.proxy: must be a string; {_PROXY_WHAT}")
+    raise PolicyError(f"policy: http.proxy: unknown value; {_PROXY_WHAT}")
 
 
 def _argv_prefix(argv: object, key: str) -> tuple[str, ...]:

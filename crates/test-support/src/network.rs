@@ -1,9 +1,8 @@
-//! Loopback TLS infrastructure for the network tests: a test CA made with
-//! rcgen, HTTPS servers that answer with the `loopback` handlers, a CONNECT
-//! proxy and a SOCKS5 proxy ([`socks`]) that record what they saw, and a TLS
-//! front that makes the CONNECT proxy an `https://` one ([`tls_front`]).
-
-#![allow(dead_code)]
+//! Loopback TLS infrastructure for the network tests (`wif-host`'s and the
+//! shared scenario table's): a test CA made with rcgen, HTTPS servers that
+//! answer with the `loopback` handlers, a CONNECT proxy and a SOCKS5 proxy
+//! ([`socks`]) that record what they saw, and a TLS front that makes the
+//! CONNECT proxy an `https://` one ([`tls_front`]).
 
 mod socks;
 mod tls_front;
