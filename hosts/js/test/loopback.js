@@ -73,20 +73,23 @@ async function closeServer(server) {
 }
 
 /**
- * A CONNECT proxy (plain http) that requires `Proxy-Authorization: Basic`
+ * A CONNECT proxy (plain http, or https with `tls` = `{key, cert}`) that requires `Proxy-Authorization: Basic`
  * for `user`/`password` (407 otherwise), tunnels to the names of `hosts`
  * (resolved to 127.0.0.1; 502 for any other target) and counts every
  * CONNECT it receives.
  */
 export class ConnectProxy {
-  constructor({ user, password, hosts }) {
+  constructor({ user, password, hosts, tls = null }) {
     this.connects = 0;
     this.expected = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
     this.sockets = new Set();
-    this.server = http.createServer((req, res) => {
+    this.scheme = tls ? 'https' : 'http';
+    const refuseRequests = (req, res) => {
       res.writeHead(405, { connection: 'close' });
       res.end();
-    });
+    };
+    this.server = tls ? https.createServer(tls, refuseRequests) : http.createServer(refuseRequests);
+    this.server.on('tlsClientError', () => {});
     this.server.on('connect', (req, client, head) => {
       this.connects += 1;
       this.sockets.add(client);
