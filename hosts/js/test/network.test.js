@@ -155,12 +155,12 @@ test("the component's memory is capped: a call that needs more fails and the nex
     await assert.rejects(provider.getToken(config('x'.repeat(8 * 1024 * 1024))), (e) => e instanceof WifError && e.code === 'component' && /trapped/.test(e.message));
     assert.equal(tokens.exchanges, 0);
     assert.equal((await provider.getToken(config())).token, 'sk-ant-oat01-scenario-1');
+    const tooSmall = createProvider({ policy, maxMemoryBytes: 64 * 1024 });
+    await assert.rejects(tooSmall.getToken(config()), (e) => e instanceof WifError && e.code === 'load' && /bytes of memory to start, above the cap of 65536 bytes/.test(e.message));
+    await tooSmall.close();
   } finally {
     await provider.close();
     await tokens.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const tooSmall = createProvider({ policy, maxMemoryBytes: 64 * 1024 });
-  await assert.rejects(tooSmall.getToken(config()), (e) => e instanceof WifError && e.code === 'load' && /bytes of memory to start, above the cap of 65536 bytes/.test(e.message));
-  await tooSmall.close();
 });
