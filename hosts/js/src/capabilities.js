@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { NetError } from './net.js';
+import { NetError, durationText } from './net.js';
 import { originOf } from './policy.js';
 
 /** Variables every child gets, besides those the policy grants. */
@@ -174,7 +174,7 @@ export function runCommand(policy, argv, timeoutMs) {
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (timedOut) return resolve(capError('timeout', `command ${shown} did not finish within ${timeout / 1000} s`));
+      if (timedOut) return resolve(capError('timeout', `command ${shown} did not finish within ${durationText(timeout / 1000)}`));
       const [stdout, stderr] = outputs.map((o) => o.bytes());
       if (stdout.length > cap || stderr.length > cap) {
         return resolve(capError('too-large', `command ${shown} printed more than ${cap} bytes`));

@@ -20,6 +20,11 @@ export class NetError extends Error {
   }
 }
 
+/** A duration as Rust's `Duration` debug form writes it: `30s`, `1.5s`, `500ms`. */
+export function durationText(secs) {
+  return secs >= 1 ? `${Number(secs.toFixed(9))}s` : `${Number((secs * 1000).toFixed(6))}ms`;
+}
+
 const failed = (message) => new NetError('failed', message);
 
 /** A TLS failure with the proxy itself (not with the destination). */
@@ -88,7 +93,7 @@ export class HttpClient {
       return { status: response.statusCode, headers: list, body: new Uint8Array(Buffer.concat(chunks)) };
     } catch (e) {
       if (e instanceof NetError) throw e;
-      if (signal.aborted) throw new NetError('timeout', `no complete answer within ${this.#timeoutSecs}s`);
+      if (signal.aborted) throw new NetError('timeout', `no complete answer within ${durationText(this.#timeoutSecs)}`);
       throw explain(e, origin, route, this.#caFiles);
     }
   }
