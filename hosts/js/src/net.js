@@ -6,7 +6,10 @@
 // with a transport error's own text (it can quote the URL, and so an
 // expanded secret) nor a proxy's credentials.
 
-import { Agent, Pool, ProxyAgent, request } from 'undici';
+import dns from 'node:dns/promises';
+import net from 'node:net';
+
+import { Agent, Pool, ProxyAgent, Socks5ProxyAgent, request } from 'undici';
 
 import { proxyEnv, select } from './proxy.js';
 import { MIN_TLS_VERSION, rootsDescription, trustedRoots } from './tls.js';
@@ -124,7 +127,7 @@ export class HttpClient {
     if (!route.proxy) {
       dispatcher = new Agent({ connect: tls });
     } else if (route.proxy.scheme.startsWith('socks')) {
-      throw failed(`proxy ${route.proxy} (from ${route.source}) is a SOCKS5 proxy, which this host does not support; use an http:// or https:// proxy`);
+      dispatcher = socksAgent(route.proxy, tls);
     } else {
       dispatcher = new ProxyAgent({
         uri: route.proxy.expose(),
@@ -137,6 +140,30 @@ export class HttpClient {
     this.#dispatchers.set(key, dispatcher);
     return dispatcher;
   }
+}
+
+/**
+ * A SOCKS5 agent (undici's, experimental): `socks5h://` lets the proxy
+ * resolve the destination's name, `socks5://` resolves it here and hands the
+ * proxy the address, as curl does; TLS to the destination still checks the
+ * name.
+ */
+function socksAgent(proxy, tls) {
+  const agent = new Socks5ProxyAgent(proxy.expose().replace(/^socks5h?:/, 'socks5:'), { requestTls: tls });
+  if (proxy.scheme === 'socks5') {
+    const connect = agent.createSocks5Connection.bind(agent);
+    agent.createSocks5Connection = async (host, port) => {
+      if (net.isIP(host)) return connect(host, port);
+      let address;
+      try {
+        ({ address } = await dns.lookup(host));
+      } catch (e) {
+        throw Object.assign(new Error('the destination was not found'), { code: e.code, destinationDns: true });
+      }
+      return connect(address, port);
+    };
+  }
+  return agent;
 }
 
 function markProxyTls(connect) {
@@ -190,6 +217,15 @@ export function explainConnectRefusal(status, proxy, origin) {
   return `${head} with status ${status}`;
 }
 
+/** Explains a SOCKS5 proxy's refusal (undici's `UND_ERR_SOCKS5_*` codes; their messages hold no secret). */
+function explainSocksRefusal(code, message, proxy, origin) {
+  if (code === 'UND_ERR_SOCKS5_AUTH_FAILED') return `proxy ${proxy} refused its credentials (SOCKS5 authentication failed)`;
+  if (code === 'UND_ERR_SOCKS5_AUTH_REJECTED') {
+    return `proxy ${proxy} accepts none of the offered SOCKS5 authentication methods; put credentials in the proxy URL, e.g. socks5h://user:password@host:port`;
+  }
+  return `proxy ${proxy} did not open a connection to ${origin.text} (${message.replace(/^SOCKS5 connection failed: /, '')})`;
+}
+
 const CONNECT_FAILURES = {
   ECONNREFUSED: 'connection refused',
   EHOSTUNREACH: 'host unreachable',
@@ -207,8 +243,9 @@ function explain(error, origin, route, caFiles) {
   const code = error?.code;
   const refused = /^Proxy response \((\d+)\) !== 200/.exec(error?.message ?? '');
   if (proxy && refused) return failed(explainConnectRefusal(Number(refused[1]), proxy, origin));
+  if (typeof code === 'string' && code.startsWith('UND_ERR_SOCKS5')) return failed(explainSocksRefusal(code, error.message, proxy, origin));
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') {
-    return failed(proxy ? `DNS: the proxy host ${proxy.host} was not found (proxy ${proxy})` : `DNS: the host ${origin.host} was not found`);
+    return failed(proxy && !error.destinationDns ? `DNS: the proxy host ${proxy.host} was not found (proxy ${proxy})` : `DNS: the host ${origin.host} was not found`);
   }
   if (code in CONNECT_FAILURES) {
     if (proxy) return failed(`proxy ${proxy} is unreachable (${CONNECT_FAILURES[code]})`);
@@ -219,6 +256,9 @@ function explain(error, origin, route, caFiles) {
   if (typeof code === 'string' && code.startsWith('HPE_')) return failed('the server broke the HTTP protocol');
   if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') {
     return failed(proxy ? `the connection through proxy ${proxy} closed before a complete answer` : 'the connection closed before a complete answer');
+  }
+  if (proxy?.scheme.startsWith('socks') && /Username and password required/.test(error?.message ?? '')) {
+    return failed(`proxy ${proxy} requires SOCKS5 credentials; put them in the proxy URL, e.g. socks5h://user:password@host:port`);
   }
   if (code === 'UND_ERR_INVALID_ARG' || code === 'ERR_INVALID_URL') return failed('the request is not valid HTTP');
   return failed(code ? `I/O error: ${code}` : 'the request failed');

@@ -264,3 +264,101 @@ export class ManualClock {
     this.now += seconds;
   }
 }
+
+/**
+ * A SOCKS5 proxy (RFC 1928, user/password authentication of RFC 1929 for
+ * `user`/`password`) that connects to 127.0.0.1 for the names of `hosts` and
+ * for 127.0.0.1 itself, refuses any other target (reply 2, not allowed), and
+ * records each target as the client sent it.
+ */
+export class Socks5Proxy {
+  constructor({ user, password, hosts }) {
+    this.targets = [];
+    this.sockets = new Set();
+    this.server = net.createServer((client) => {
+      this.sockets.add(client);
+      client.on('error', () => {});
+      this.#serve(client, { user, password, hosts }).catch(() => client.destroy());
+    });
+  }
+
+  async #serve(client, { user, password, hosts }) {
+    const reader = byteReader(client);
+    const [, methods] = await reader(2);
+    const offered = await reader(methods);
+    if (!offered.includes(2)) return client.end(Buffer.from([5, 0xff]));
+    client.write(Buffer.from([5, 2]));
+    const [, userLength] = await reader(2);
+    const givenUser = (await reader(userLength)).toString();
+    const [passwordLength] = await reader(1);
+    const givenPassword = (await reader(passwordLength)).toString();
+    if (givenUser !== user || givenPassword !== password) return client.end(Buffer.from([1, 1]));
+    client.write(Buffer.from([1, 0]));
+    const [, , , type] = await reader(4);
+    let host;
+    if (type === 1) host = [...(await reader(4))].join('.');
+    else if (type === 3) host = (await reader((await reader(1))[0])).toString();
+    else return client.end(Buffer.from([5, 8, 0, 1, 0, 0, 0, 0, 0, 0]));
+    const port = (await reader(2)).readUInt16BE(0);
+    this.targets.push(`${host}:${port}`);
+    if (!hosts.includes(host) && host !== '127.0.0.1') return client.end(Buffer.from([5, 2, 0, 1, 0, 0, 0, 0, 0, 0]));
+    const upstream = net.connect(port, '127.0.0.1', () => {
+      client.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]));
+      const rest = reader.rest();
+      if (rest.length) upstream.write(rest);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    this.sockets.add(upstream);
+    upstream.on('error', () => client.destroy());
+  }
+
+  async start() {
+    await listen(this.server);
+    return this;
+  }
+
+  /** `127.0.0.1:PORT`. */
+  get address() {
+    return `127.0.0.1:${this.server.address().port}`;
+  }
+
+  async close() {
+    for (const socket of this.sockets) socket.destroy();
+    await closeServer(this.server);
+  }
+}
+
+/** `read(n)` resolves with the next `n` bytes of `socket`; `read.rest()` takes what is buffered and stops reading. */
+function byteReader(socket) {
+  let buffered = Buffer.alloc(0);
+  let waiting = null;
+  let closed = false;
+  const onData = (chunk) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    waiting?.check();
+  };
+  socket.on('data', onData);
+  socket.once('close', () => {
+    closed = true;
+    waiting?.reject(new Error('closed'));
+  });
+  const read = (n) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        if (buffered.length < n) return;
+        waiting = null;
+        const out = buffered.subarray(0, n);
+        buffered = buffered.subarray(n);
+        resolve(out);
+      };
+      if (closed) return reject(new Error('closed'));
+      waiting = { check, reject };
+      check();
+    });
+  read.rest = () => {
+    socket.off('data', onData);
+    return buffered;
+  };
+  return read;
+}

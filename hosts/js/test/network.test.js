@@ -1,5 +1,5 @@
 // The network and hardening of the host beyond the shared scenario table:
-// policy keys, https:// and SOCKS proxies, the headers a component may not
+// policy keys, https:// and SOCKS5 proxies, the headers a component may not
 // give, stderr redaction, the memory cap on the component.
 
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { httpFetch, redactValues, runCommand } from '../src/capabilities.js';
 import { Policy, PolicyError, WifError, createProvider } from '../src/index.js';
 import { HttpClient } from '../src/net.js';
-import { ConnectProxy, TokenEndpoint } from './loopback.js';
+import { ConnectProxy, Socks5Proxy, TokenEndpoint } from './loopback.js';
 import { TestCa } from './pki.js';
 
 const HOST = 'token.scenario.test';
@@ -87,11 +87,43 @@ test('an https:// proxy: TLS to the proxy, CONNECT with credentials, TLS to the 
   }
 });
 
-test('a SOCKS5 proxy is refused with a clear error, and a bad proxy variable is named', async () => {
-  const policy = Policy.fromToml(`[http]\nallow_origins = ["https://${HOST}"]\nproxy = "socks5h://user:s3cret@127.0.0.1:1080"\n`);
-  const answer = await httpFetch(policy, new HttpClient(policy), exchange(`https://${HOST}/v1/oauth/token`));
-  assert.equal(answer.val.tag, 'failed');
-  assert.equal(answer.val.val, 'proxy socks5h://127.0.0.1:1080 (from http.proxy (policy)) is a SOCKS5 proxy, which this host does not support; use an http:// or https:// proxy');
+test('SOCKS5 proxies: socks5h lets the proxy resolve the name, socks5 resolves it here; refusals name the proxy', async () => {
+  const dir = tempDir();
+  const tokens = await new TokenEndpoint().startTls(identity);
+  const socks = await new Socks5Proxy({ user: 'u', password: 's3cret', hosts: [HOST] }).start();
+  fs.writeFileSync(path.join(dir, 'ca.pem'), ca.cert);
+  const origin = `https://${HOST}:${tokens.tlsPort}`;
+  const through = async (proxy) => {
+    const policy = Policy.fromToml(`[http]\nallow_origins = ["${origin}"]\nca_files = ["${dir}/ca.pem"]\nproxy = "${proxy}"\n`);
+    const client = new HttpClient(policy);
+    try {
+      return await httpFetch(policy, client, exchange(`${origin}/v1/oauth/token`));
+    } finally {
+      await client.close();
+    }
+  };
+  try {
+    const answer = await through(`socks5h://u:s3cret@${socks.address}`);
+    assert.equal(answer.tag, 'ok', JSON.stringify(answer.val));
+    assert.equal(answer.val.status, 200);
+    assert.deepEqual(socks.targets, [`${HOST}:${tokens.tlsPort}`]);
+    const local = await through(`socks5://u:s3cret@${socks.address}`);
+    assert.deepEqual(local.val, { tag: 'failed', val: `DNS: the host ${HOST} was not found` });
+    assert.equal(socks.targets.length, 1, 'socks5:// resolves the name before asking the proxy');
+    const wrong = await through(`socks5h://u:wrong@${socks.address}`);
+    assert.deepEqual(wrong.val, { tag: 'failed', val: `proxy socks5h://${socks.address} refused its credentials (SOCKS5 authentication failed)` });
+    const none = await through(`socks5h://${socks.address}`);
+    assert.equal(none.val.tag, 'failed');
+    assert.match(none.val.val, /^proxy socks5h:\/\/127\.0\.0\.1:\d+ (accepts none of the offered SOCKS5 authentication methods|requires SOCKS5 credentials)/);
+    assert.equal(tokens.exchanges, 1);
+  } finally {
+    await socks.close();
+    await tokens.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a bad proxy variable is named, never quoted', async () => {
   const fromEnv = Policy.fromToml(`[http]\nallow_origins = ["https://${HOST}"]\n`);
   const client = new HttpClient(fromEnv, new Map([['HTTPS_PROXY', 'ftp://user:s3cret@p:1']]));
   const bad = await httpFetch(fromEnv, client, exchange(`https://${HOST}/v1/oauth/token`));
