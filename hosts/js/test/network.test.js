@@ -196,3 +196,37 @@ test("the component's memory is capped: a call that needs more fails and the nex
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SSL_CERT_DIR and SSL_CERT_FILE replace the system roots; ca_files add to them', async () => {
+  const dir = tempDir();
+  const tokens = await new TokenEndpoint().startTls(identity);
+  const saved = { file: process.env.SSL_CERT_FILE, dir: process.env.SSL_CERT_DIR };
+  fs.mkdirSync(path.join(dir, 'certs'));
+  fs.writeFileSync(path.join(dir, 'certs', 'test-ca.pem'), ca.cert);
+  fs.writeFileSync(path.join(dir, 'other-ca.pem'), new TestCa('another test CA').cert);
+  const fetchWith = async (variables) => {
+    delete process.env.SSL_CERT_FILE;
+    delete process.env.SSL_CERT_DIR;
+    Object.assign(process.env, variables);
+    const policy = Policy.fromToml(`[http]\nallow_origins = ["${tokens.tlsOrigin}"]\n`);
+    const client = new HttpClient(policy);
+    try {
+      return await httpFetch(policy, client, exchange(`${tokens.tlsOrigin}/v1/oauth/token`));
+    } finally {
+      await client.close();
+    }
+  };
+  try {
+    assert.equal((await fetchWith({ SSL_CERT_DIR: `${dir}/missing:${dir}/certs` })).tag, 'ok');
+    const other = await fetchWith({ SSL_CERT_FILE: `${dir}/other-ca.pem` });
+    assert.equal(other.val.tag, 'failed');
+    assert.match(other.val.val, /unknown issuer.*trusted now: SSL_CERT_FILE=.*other-ca\.pem \(instead of the system CA bundle\)/);
+  } finally {
+    for (const [name, value] of [['SSL_CERT_FILE', saved.file], ['SSL_CERT_DIR', saved.dir]]) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    await tokens.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
