@@ -9,6 +9,7 @@
 //   capabilities does not count): past it, the worker is terminated and the
 //   next call starts a fresh instance. The same happens after a trap.
 
+import fs from 'node:fs';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 
@@ -18,6 +19,8 @@ import { DEFAULT_MAX_MEMORY_BYTES } from './memory.js';
 import { HttpClient } from './net.js';
 import { Policy } from './policy.js';
 
+/** The component's JavaScript bindings, written by `npm run build` (jco). */
+const BINDINGS = new URL('../generated/anthropic_wif.js', import.meta.url);
 /** Default limit on the component's own (non-I/O) time per call. */
 export const DEFAULT_CALL_BUDGET_MS = 5000;
 /** The cap of the worker's JavaScript heap (the bindings and the strings passed), in MiB; the component's own memory is capped apart. */
@@ -130,6 +133,12 @@ class Provider {
   }
 
   async #start() {
+    if (!fs.existsSync(BINDINGS)) {
+      throw new WifError(
+        'load',
+        "cannot load the component: its bindings (generated/) are missing; in the package's folder run `npm run build` (installing runs it, unless install scripts are disabled)",
+      );
+    }
     const control = new SharedArrayBuffer(8);
     const largest = Math.max(this.#policy.maxBodyBytes, this.#policy.maxFileBytes, this.#policy.maxOutputBytes);
     const data = new SharedArrayBuffer(2 * largest + 1024 * 1024);
