@@ -78,7 +78,8 @@ export class HttpClient {
     const dispatcher = this.#dispatcher(route);
     const signal = AbortSignal.timeout(this.#timeoutSecs * 1000);
     try {
-      const response = await request(url, { method, headers, body, dispatcher, signal, maxRedirections: 0 });
+      // undici's `request` follows no redirect (that takes its redirect interceptor, not used here).
+      const response = await request(url, { method, headers, body, dispatcher, signal });
       const chunks = [];
       let size = 0;
       for await (const chunk of response.body) {
