@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { NetError, durationText } from './net.js';
 import { originOf } from './policy.js';
 
 /** Variables every child gets, besides those the policy grants. */
@@ -43,11 +44,14 @@ export function readFile(policy, requested) {
     return fileFailure(shown, e);
   }
   try {
+    let opened = null;
     try {
-      if (fs.readlinkSync(`/proc/self/fd/${fd}`) !== real) return capError('denied', `path ${shown} changed while it was being opened`);
-    } catch {
-      // No /proc: nothing more to compare.
+      opened = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch (e) {
+      // Skipped only where /proc is not mounted; any other failure fails closed.
+      if (isDirectory('/proc/self/fd')) return capError('failed', `reading ${shown} failed: the opened file cannot be checked (${e.code ?? 'error'})`);
     }
+    if (opened !== null && opened !== real) return capError('denied', `path ${shown} changed while it was being opened`);
     const meta = fs.fstatSync(fd);
     if (meta.isDirectory()) return capError('is-directory', `${shown} is a directory`);
     if (!meta.isFile()) return capError('failed', `${shown} is not a regular file`);
@@ -67,6 +71,14 @@ export function readFile(policy, requested) {
   }
 }
 
+function isDirectory(p) {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function fileFailure(shown, e) {
   if (e.code === 'ENOENT') return capError('not-found', `${shown} does not exist`);
   if (e.code === 'EISDIR') return capError('is-directory', `${shown} is a directory`);
@@ -79,8 +91,28 @@ export function getEnv(policy, name) {
   return ok(process.env[name]);
 }
 
-/** `http-fetch`: granted origins only, no redirects followed, no proxy, a body cap and one deadline for the whole exchange. */
-export async function httpFetch(policy, request) {
+/** The headers the HTTP client sets itself (the Rust host's net/headers.rs): hop-by-hop ones, `Host`, `Content-Length`, `Expect`, and any `Proxy-*`. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+
+/** Whether `name` (lower case) is a header the HTTP client sets itself and a component may not give. */
+export function isSetByClient(name) {
+  return HOP_BY_HOP.includes(name) || ['host', 'content-length', 'expect'].includes(name) || name.startsWith('proxy-');
+}
+
+/** Refuses, before any connection, a header the client sets itself, a name that is not an RFC 7230 token and a value with a line break or NUL. */
+function checkHeaders(headers) {
+  for (const { name, value } of headers) {
+    if (isSetByClient(name.toLowerCase())) {
+      return capError('denied', `header ${printable(name)} is set by the HTTP client and cannot be given by a component`);
+    }
+    if (!/^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/.test(name)) return capError('failed', `header name ${printable(name)} is not a valid HTTP header name`);
+    if (/[\r\n\0]/.test(value)) return capError('failed', `header ${printable(name)} has a line break or NUL in its value`);
+  }
+  return null;
+}
+
+/** `http-fetch`: granted origins only, no redirects followed, the route and trust of `client`, a body cap and one deadline for the whole exchange. */
+export async function httpFetch(policy, client, request) {
   let url;
   try {
     url = new URL(request.url);
@@ -91,54 +123,19 @@ export async function httpFetch(policy, request) {
   const origin = originOf(url);
   if (!origin) return capError('denied', 'only http and https URLs are fetched');
   if (!policy.allowsOrigin(origin)) return capError('denied', `origin ${origin.text} is not granted`);
+  const refused = checkHeaders(request.headers);
+  if (refused) return refused;
   if (!['GET', 'POST', 'PUT'].includes(request.method)) {
     return capError('failed', `method ${printable(request.method)} is not supported`);
   }
-  const signal = AbortSignal.timeout(policy.httpTimeoutSecs * 1000);
   try {
-    const response = await fetch(url, {
-      method: request.method,
-      headers: request.headers.map((h) => [h.name, h.value]),
-      body: request.method === 'GET' ? undefined : request.body,
-      redirect: 'manual',
-      signal,
-    });
-    const chunks = [];
-    let size = 0;
-    if (response.body) {
-      const reader = response.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        size += value.byteLength;
-        if (size > policy.maxBodyBytes) {
-          await reader.cancel();
-          return capError('too-large', `the response body exceeds ${policy.maxBodyBytes} bytes`);
-        }
-        chunks.push(value);
-      }
-    }
-    return ok({
-      status: response.status,
-      headers: [...response.headers].map(([name, value]) => ({ name, value })),
-      body: new Uint8Array(Buffer.concat(chunks)),
-    });
+    const headers = request.headers.flatMap((h) => [h.name, h.value]);
+    const body = request.method === 'GET' ? undefined : Buffer.from(request.body);
+    return ok(await client.send(url, origin, { method: request.method, headers, body }, policy.maxBodyBytes));
   } catch (e) {
-    return transportError(e, signal, policy);
+    if (e instanceof NetError) return capError(e.kind, e.message);
+    return capError('failed', 'the request failed');
   }
-}
-
-/** A transport failure, never with the error's own text (it can quote the URL, and so an expanded secret). */
-function transportError(error, signal, policy) {
-  if (signal.aborted || error?.name === 'TimeoutError') {
-    return capError('timeout', `no complete answer within ${policy.httpTimeoutSecs} s`);
-  }
-  const code = error?.cause?.code ?? error?.code;
-  if (code === 'ECONNREFUSED' || code === 'ECONNRESET') return capError('failed', 'connection failed');
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return capError('failed', 'host not found');
-  if (typeof code === 'string' && (code.startsWith('ERR_TLS') || code.includes('CERT'))) return capError('failed', `TLS error: ${code}`);
-  if (error instanceof TypeError && !error.cause) return capError('failed', 'the request is not valid HTTP');
-  return capError('failed', code ? `I/O error: ${code}` : 'the request failed');
 }
 
 /** `run-command`: granted argv prefixes only, no shell, a minimal environment, a timeout that kills the process group, capped output. */
@@ -146,8 +143,15 @@ export function runCommand(policy, argv, timeoutMs) {
   const shown = printable(argv.join(' '));
   if (!policy.allowsCommand(argv)) return Promise.resolve(capError('denied', `command ${shown} is not granted`));
   const env = {};
-  for (const name of [...BASE_ENV, ...policy.env]) {
+  const granted = [];
+  for (const name of BASE_ENV) {
     if (process.env[name] !== undefined) env[name] = process.env[name];
+  }
+  for (const name of policy.env) {
+    if (process.env[name] !== undefined) {
+      env[name] = process.env[name];
+      granted.push(Buffer.from(process.env[name]));
+    }
   }
   const cap = policy.maxOutputBytes;
   const timeout = Math.min(timeoutMs, policy.commandTimeoutSecs * 1000);
@@ -170,15 +174,40 @@ export function runCommand(policy, argv, timeoutMs) {
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (timedOut) return resolve(capError('timeout', `command ${shown} did not finish within ${timeout / 1000} s`));
+      if (timedOut) return resolve(capError('timeout', `command ${shown} did not finish within ${durationText(timeout / 1000)}`));
       const [stdout, stderr] = outputs.map((o) => o.bytes());
       if (stdout.length > cap || stderr.length > cap) {
         return resolve(capError('too-large', `command ${shown} printed more than ${cap} bytes`));
       }
-      resolve(ok({ exitCode: code ?? undefined, stdout, stderr }));
+      // The child got the granted variables and may print them (a helper under
+      // `set -x`); the component may quote its stderr in an error, so the values
+      // it was given are hidden. Stdout, the token, is left as it is.
+      resolve(ok({ exitCode: code ?? undefined, stdout, stderr: redactValues(stderr, granted) }));
     });
   });
 }
+
+/** Values shorter than this are not hidden: they carry no secret worth the name, and hiding them would garble every message. */
+const MIN_SECRET_BYTES = 4;
+
+/** `text` with every occurrence of each of `values` replaced by `[redacted]`, longest value first. */
+export function redactValues(text, values) {
+  const sorted = values.filter((v) => v.length >= MIN_SECRET_BYTES).sort((a, b) => b.length - a.length);
+  let out = Buffer.from(text);
+  for (const value of sorted) {
+    const parts = [];
+    let from = 0;
+    for (let at = out.indexOf(value, from); at >= 0; at = out.indexOf(value, from)) {
+      parts.push(out.subarray(from, at), REDACTED);
+      from = at + value.length;
+    }
+    parts.push(out.subarray(from));
+    out = Buffer.concat(parts);
+  }
+  return new Uint8Array(out);
+}
+
+const REDACTED = Buffer.from('[redacted]');
 
 /** Keeps at most `cap + 1` bytes of a stream (one more than allowed, to tell "too large" from "exactly the cap"); drains the rest. */
 function collect(stream, cap) {

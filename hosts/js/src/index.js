@@ -11,3 +11,4 @@ export { AccessToken, DEFAULT_CALL_BUDGET_MS, createProvider, systemClock } from
 export { wifCredentials } from './credentials.js';
 export { WifError } from './errors.js';
 export { Policy, PolicyError, originOf } from './policy.js';
+export { DEFAULT_MAX_MEMORY_BYTES } from './memory.js';

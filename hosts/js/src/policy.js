@@ -9,6 +9,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 
+import { ENV, ProxyUrl } from './proxy.js';
+import { loadCaFile } from './tls.js';
+
 /** Default time limit of one HTTP request, in seconds. */
 export const DEFAULT_HTTP_TIMEOUT_SECS = 30;
 /** Default cap of a response body: 1 MiB. */
@@ -23,7 +26,7 @@ export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
 const KEYS = {
   env: ['allow'],
   files: ['allow', 'allow_prefixes', 'max_bytes'],
-  http: ['allow_origins', 'timeout_secs', 'max_body_bytes'],
+  http: ['allow_origins', 'timeout_secs', 'max_body_bytes', 'ca_files', 'proxy'],
   commands: ['allow', 'timeout_secs', 'max_output_bytes'],
 };
 
@@ -115,6 +118,31 @@ function paths(entries, key) {
   });
 }
 
+function caFiles(files) {
+  files.forEach((file, i) => {
+    try {
+      loadCaFile(file);
+    } catch (e) {
+      throw new PolicyError(`policy: http.ca_files[${i}]: ${e.message}; list PEM files of CA certificates`);
+    }
+  });
+  return files;
+}
+
+function proxySetting(value) {
+  const what = 'write `"env"` (the proxy variables decide), `"none"` or a proxy URL such as `"http://proxy.example.com:3128"`';
+  if (value === undefined || value === 'env') return ENV;
+  if (value === 'none') return Object.freeze({ kind: 'none' });
+  if (typeof value === 'string' && value.includes('://')) {
+    try {
+      return Object.freeze({ kind: 'pinned', proxy: ProxyUrl.parse(value) });
+    } catch (e) {
+      throw new PolicyError(`policy: http.proxy: the value ${e.message}; ${what}`);
+    }
+  }
+  throw new PolicyError(`policy: http.proxy: unknown value; ${what}`);
+}
+
 function seconds(value, fallback, key) {
   if (value === undefined) return fallback;
   if (typeof value === 'bigint') value = Number(value);
@@ -156,6 +184,8 @@ export class Policy {
     this.origins = fields.origins ?? [];
     this.httpTimeoutSecs = fields.httpTimeoutSecs ?? DEFAULT_HTTP_TIMEOUT_SECS;
     this.maxBodyBytes = fields.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.caFiles = fields.caFiles ?? [];
+    this.proxy = fields.proxy ?? ENV;
     this.commands = fields.commands ?? [];
     this.commandTimeoutSecs = fields.commandTimeoutSecs ?? DEFAULT_COMMAND_TIMEOUT_SECS;
     this.maxOutputBytes = fields.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
@@ -206,6 +236,8 @@ export class Policy {
       origins: strings(http, 'allow_origins', 'http.allow_origins').map((o, i) => parseOrigin(o, `http.allow_origins[${i}]`)),
       httpTimeoutSecs: seconds(http.timeout_secs, DEFAULT_HTTP_TIMEOUT_SECS, 'http.timeout_secs'),
       maxBodyBytes: positive(http.max_body_bytes, DEFAULT_MAX_BODY_BYTES, 'http.max_body_bytes'),
+      caFiles: caFiles(paths(strings(http, 'ca_files', 'http.ca_files'), 'http.ca_files')),
+      proxy: proxySetting(http.proxy),
       commands: list(commands, 'allow', 'commands.allow').map((argv, i) => {
         const key = `commands.allow[${i}]`;
         if (!Array.isArray(argv) || argv.length === 0) {

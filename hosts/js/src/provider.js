@@ -9,15 +9,22 @@
 //   capabilities does not count): past it, the worker is terminated and the
 //   next call starts a fresh instance. The same happens after a trap.
 
+import fs from 'node:fs';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 
 import { getEnv, httpFetch, readFile, runCommand } from './capabilities.js';
 import { WifError, fromComponent } from './errors.js';
+import { DEFAULT_MAX_MEMORY_BYTES } from './memory.js';
+import { HttpClient } from './net.js';
 import { Policy } from './policy.js';
 
+/** The component's JavaScript bindings, written by `npm run build` (jco). */
+const BINDINGS = new URL('../generated/anthropic_wif.js', import.meta.url);
 /** Default limit on the component's own (non-I/O) time per call. */
 export const DEFAULT_CALL_BUDGET_MS = 5000;
+/** The cap of the worker's JavaScript heap (the bindings and the strings passed), in MiB; the component's own memory is capped apart. */
+const WORKER_HEAP_MB = 64;
 /** How often the deadline is checked. */
 const WATCHDOG_MS = 10;
 /** The states of the shared control word (see worker-imports.js). */
@@ -32,26 +39,38 @@ export const systemClock = () => Date.now() / 1000;
  * `policy`: a `Policy`, the path of a policy TOML file, or nothing (grant
  * nothing). `clock`: the wall clock the component reads (Unix seconds), for
  * tests. `callBudgetMs`: the deadline of one call on the component's own time.
+ * `maxMemoryBytes`: the cap of the component's linear memory (a call that
+ * needs more fails with a `component` error and the next call starts a fresh
+ * instance). The proxy variables are read once, here.
  */
-export function createProvider({ policy, clock = systemClock, callBudgetMs = DEFAULT_CALL_BUDGET_MS } = {}) {
+export function createProvider({
+  policy,
+  clock = systemClock,
+  callBudgetMs = DEFAULT_CALL_BUDGET_MS,
+  maxMemoryBytes = DEFAULT_MAX_MEMORY_BYTES,
+} = {}) {
   if (policy === undefined) policy = new Policy();
   else if (!(policy instanceof Policy)) policy = Policy.fromFile(policy);
-  return new Provider(policy, clock, callBudgetMs);
+  return new Provider(policy, clock, { budget: callBudgetMs, maxMemoryBytes });
 }
 
 class Provider {
   #policy;
+  #http;
   #clock;
   #budget;
+  #maxMemoryBytes;
   #tokens = new Map();
   #queue = Promise.resolve();
   #live = null;
   #nextId = 1;
 
-  constructor(policy, clock, budget) {
+  constructor(policy, clock, { budget, maxMemoryBytes }) {
     this.#policy = policy;
+    this.#http = new HttpClient(policy);
     this.#clock = clock;
     this.#budget = budget;
+    this.#maxMemoryBytes = maxMemoryBytes;
   }
 
   /** The policy in force. */
@@ -92,12 +111,13 @@ class Provider {
     return this.#exclusive(() => this.#call('requirements', text));
   }
 
-  /** Stops the component's worker; a later call starts a new one. */
+  /** Stops the component's worker and closes idle connections; a later call starts a new worker. */
   async close() {
     await this.#exclusive(async () => {
       const live = this.#live;
       this.#live = null;
       if (live) await live.worker.terminate();
+      await this.#http.close();
     });
   }
 
@@ -113,10 +133,19 @@ class Provider {
   }
 
   async #start() {
+    if (!fs.existsSync(BINDINGS)) {
+      throw new WifError(
+        'load',
+        "cannot load the component: its bindings (generated/) are missing; in the package's folder run `npm run build` (installing runs it, unless install scripts are disabled)",
+      );
+    }
     const control = new SharedArrayBuffer(8);
     const largest = Math.max(this.#policy.maxBodyBytes, this.#policy.maxFileBytes, this.#policy.maxOutputBytes);
     const data = new SharedArrayBuffer(2 * largest + 1024 * 1024);
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { control, data } });
+    const worker = new Worker(new URL('./worker.js', import.meta.url), {
+      workerData: { control, data, maxMemoryBytes: this.#maxMemoryBytes },
+      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+    });
     const live = { worker, control: new Int32Array(control), data: new Uint8Array(data), pending: null, io: null };
     await new Promise((resolve, reject) => {
       worker.once('message', resolve);
@@ -202,7 +231,7 @@ class Provider {
       case 'get-env':
         return getEnv(policy, args[0]);
       case 'http-fetch':
-        return httpFetch(policy, args[0]);
+        return httpFetch(policy, this.#http, args[0]);
       case 'run-command':
         return runCommand(policy, args[0], args[1]);
       case 'now': {

@@ -3,6 +3,8 @@
 // the shared scenario table names.
 
 import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
 
 /** How long /slow of the identity server waits before answering. */
 export const SLOW_MS = 3000;
@@ -12,7 +14,8 @@ const ONE_MIB = 1024 * 1024;
 export class Loopback {
   constructor(answer) {
     this.requests = [];
-    this.server = http.createServer((req, res) => {
+    this.servers = [];
+    this.handler = (req, res) => {
       const chunks = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', async () => {
@@ -23,11 +26,142 @@ export class Loopback {
         res.writeHead(status, { ...headers, 'content-length': bytes.length });
         res.end(bytes);
       });
+    };
+    this.server = http.createServer(this.handler);
+    this.servers.push(this.server);
+  }
+
+  async start() {
+    await listen(this.server);
+    return this;
+  }
+
+  /** Also answers over HTTPS with `{key, cert}` (same answers, same records); the origin is `tlsOrigin`. */
+  async startTls(identity) {
+    this.tlsServer = https.createServer(identity, this.handler);
+    this.servers.push(this.tlsServer);
+    await listen(this.tlsServer);
+    return this;
+  }
+
+  get origin() {
+    return `http://127.0.0.1:${this.server.address().port}`;
+  }
+
+  /** `https://127.0.0.1:PORT` of the HTTPS front. */
+  get tlsOrigin() {
+    return `https://127.0.0.1:${this.tlsServer.address().port}`;
+  }
+
+  /** The port of the HTTPS front. */
+  get tlsPort() {
+    return this.tlsServer.address().port;
+  }
+
+  async close() {
+    await Promise.all(this.servers.map(closeServer));
+  }
+}
+
+function listen(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+}
+
+async function closeServer(server) {
+  server.closeAllConnections?.();
+  await new Promise((resolve) => server.close(resolve));
+}
+
+/**
+ * A CONNECT proxy (plain http, or https with `tls` = `{key, cert}`) that requires `Proxy-Authorization: Basic`
+ * for `user`/`password` (407 otherwise), tunnels to the names of `hosts`
+ * (resolved to 127.0.0.1; 502 for any other target) and counts every
+ * CONNECT it receives.
+ */
+export class ConnectProxy {
+  constructor({ user, password, hosts, tls = null }) {
+    this.connects = 0;
+    this.expected = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    this.sockets = new Set();
+    this.scheme = tls ? 'https' : 'http';
+    const refuseRequests = (req, res) => {
+      res.writeHead(405, { connection: 'close' });
+      res.end();
+    };
+    this.server = tls ? https.createServer(tls, refuseRequests) : http.createServer(refuseRequests);
+    this.server.on('tlsClientError', () => {});
+    this.server.on('connect', (req, client, head) => {
+      this.connects += 1;
+      this.sockets.add(client);
+      client.on('error', () => {});
+      const refuse = (status, text) => client.end(`HTTP/1.1 ${status} ${text}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      if (req.headers['proxy-authorization'] !== this.expected) return refuse(407, 'Proxy Authentication Required');
+      const [host, port] = splitTarget(req.url);
+      if (!hosts.includes(host) || !port) return refuse(502, 'Bad Gateway');
+      const upstream = net.connect(port, '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      this.sockets.add(upstream);
+      upstream.on('error', () => refuse(502, 'Bad Gateway'));
     });
   }
 
   async start() {
-    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    await listen(this.server);
+    return this;
+  }
+
+  /** `127.0.0.1:PORT`. */
+  get address() {
+    return `127.0.0.1:${this.server.address().port}`;
+  }
+
+  async close() {
+    for (const socket of this.sockets) socket.destroy();
+    await closeServer(this.server);
+  }
+}
+
+function splitTarget(target) {
+  const colon = target.lastIndexOf(':');
+  return colon < 0 ? [target, null] : [target.slice(0, colon), Number(target.slice(colon + 1)) || null];
+}
+
+/** `127.0.0.1:PORT` where nothing listens (a port just bound and released). */
+export async function downAddress() {
+  const server = net.createServer();
+  await listen(server);
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return `127.0.0.1:${port}`;
+}
+
+/** A raw server that writes its response head one byte every `stepMs`, then `body`. */
+export class DripServer {
+  constructor({ body = 'id-token-from-url', stepMs = 100 } = {}) {
+    const head = `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+    this.sockets = new Set();
+    this.server = net.createServer((socket) => {
+      this.sockets.add(socket);
+      socket.on('error', () => {});
+      let i = 0;
+      const timer = setInterval(() => {
+        if (socket.destroyed) return clearInterval(timer);
+        if (i < head.length) socket.write(head[i++]);
+        else {
+          clearInterval(timer);
+          socket.end(body);
+        }
+      }, stepMs);
+      socket.on('close', () => clearInterval(timer));
+    });
+  }
+
+  async start() {
+    await listen(this.server);
     return this;
   }
 
@@ -36,8 +170,8 @@ export class Loopback {
   }
 
   async close() {
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
+    for (const socket of this.sockets) socket.destroy();
+    await closeServer(this.server);
   }
 }
 
@@ -129,4 +263,102 @@ export class ManualClock {
   advance(seconds) {
     this.now += seconds;
   }
+}
+
+/**
+ * A SOCKS5 proxy (RFC 1928, user/password authentication of RFC 1929 for
+ * `user`/`password`) that connects to 127.0.0.1 for the names of `hosts` and
+ * for 127.0.0.1 itself, refuses any other target (reply 2, not allowed), and
+ * records each target as the client sent it.
+ */
+export class Socks5Proxy {
+  constructor({ user, password, hosts }) {
+    this.targets = [];
+    this.sockets = new Set();
+    this.server = net.createServer((client) => {
+      this.sockets.add(client);
+      client.on('error', () => {});
+      this.#serve(client, { user, password, hosts }).catch(() => client.destroy());
+    });
+  }
+
+  async #serve(client, { user, password, hosts }) {
+    const reader = byteReader(client);
+    const [, methods] = await reader(2);
+    const offered = await reader(methods);
+    if (!offered.includes(2)) return client.end(Buffer.from([5, 0xff]));
+    client.write(Buffer.from([5, 2]));
+    const [, userLength] = await reader(2);
+    const givenUser = (await reader(userLength)).toString();
+    const [passwordLength] = await reader(1);
+    const givenPassword = (await reader(passwordLength)).toString();
+    if (givenUser !== user || givenPassword !== password) return client.end(Buffer.from([1, 1]));
+    client.write(Buffer.from([1, 0]));
+    const [, , , type] = await reader(4);
+    let host;
+    if (type === 1) host = [...(await reader(4))].join('.');
+    else if (type === 3) host = (await reader((await reader(1))[0])).toString();
+    else return client.end(Buffer.from([5, 8, 0, 1, 0, 0, 0, 0, 0, 0]));
+    const port = (await reader(2)).readUInt16BE(0);
+    this.targets.push(`${host}:${port}`);
+    if (!hosts.includes(host) && host !== '127.0.0.1') return client.end(Buffer.from([5, 2, 0, 1, 0, 0, 0, 0, 0, 0]));
+    const upstream = net.connect(port, '127.0.0.1', () => {
+      client.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]));
+      const rest = reader.rest();
+      if (rest.length) upstream.write(rest);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    this.sockets.add(upstream);
+    upstream.on('error', () => client.destroy());
+  }
+
+  async start() {
+    await listen(this.server);
+    return this;
+  }
+
+  /** `127.0.0.1:PORT`. */
+  get address() {
+    return `127.0.0.1:${this.server.address().port}`;
+  }
+
+  async close() {
+    for (const socket of this.sockets) socket.destroy();
+    await closeServer(this.server);
+  }
+}
+
+/** `read(n)` resolves with the next `n` bytes of `socket`; `read.rest()` takes what is buffered and stops reading. */
+function byteReader(socket) {
+  let buffered = Buffer.alloc(0);
+  let waiting = null;
+  let closed = false;
+  const onData = (chunk) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    waiting?.check();
+  };
+  socket.on('data', onData);
+  socket.once('close', () => {
+    closed = true;
+    waiting?.reject(new Error('closed'));
+  });
+  const read = (n) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        if (buffered.length < n) return;
+        waiting = null;
+        const out = buffered.subarray(0, n);
+        buffered = buffered.subarray(n);
+        resolve(out);
+      };
+      if (closed) return reject(new Error('closed'));
+      waiting = { check, reject };
+      check();
+    });
+  read.rest = () => {
+    socket.off('data', onData);
+    return buffered;
+  };
+  return read;
 }

@@ -101,3 +101,14 @@ test('forceRefresh invalidates; plain calls are served from the cache', async ()
   assert.equal(tokens.exchanges, 2);
   assert.equal(first.expiresAt, 0, 'the component caches: the SDK must ask it before each request');
 });
+
+test('a 401 that persists after the fresh exchange reaches the caller, after one refresh only', async () => {
+  messages.accepted = new Set();
+  const client = new Anthropic({ credentials: wifCredentials(config, { provider }), baseURL: messages.origin, maxRetries: 2 });
+  await assert.rejects(ask(client), (e) => e instanceof Anthropic.AuthenticationError && e.status === 401);
+  assert.equal(tokens.exchanges, 2);
+  assert.deepEqual(
+    messages.requests.map((r) => r.headers.authorization),
+    ['Bearer sk-ant-oat01-scenario-1', 'Bearer sk-ant-oat01-scenario-2'],
+  );
+});
