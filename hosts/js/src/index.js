@@ -5,9 +5,10 @@
 // host's `wif-host`).
 //
 //   const provider = createProvider({ policy: 'policy.toml' });
-//   const token = await provider.getToken(authConfig);
+//   const client = await provider.client(authConfig);   // validated once; hold it
+//   const token = await client.token();
 
-export { AccessToken, DEFAULT_CALL_BUDGET_MS, createProvider, systemClock } from './provider.js';
+export { AccessToken, Client, DEFAULT_CALL_BUDGET_MS, createProvider, systemClock } from './provider.js';
 export { wifCredentials } from './credentials.js';
 export { WifError } from './errors.js';
 export { Policy, PolicyError, originOf } from './policy.js';

@@ -1,8 +1,12 @@
 // The provider: the component on a worker thread, called from the
 // application's thread.
 //
+// - `provider.client(config)` makes a `Client`: the component's `client`
+//   resource for that config, validated once. Hold it and call `token()`;
+//   `getToken(config)` and the other functions that take a config use a
+//   client kept per config text.
 // - Tokens are kept by the host until the component's `refresh-after`; until
-//   then `getToken` does not enter the component.
+//   then `token()` does not enter the component.
 // - After it, one caller at a time enters the component (single flight);
 //   callers that waited find the fresh token without a second exchange.
 // - Every call has a deadline on the component's own time (time spent in the
@@ -60,7 +64,7 @@ class Provider {
   #clock;
   #budget;
   #maxMemoryBytes;
-  #tokens = new Map();
+  #clients = new Map();
   #queue = Promise.resolve();
   #live = null;
   #nextId = 1;
@@ -78,37 +82,50 @@ class Provider {
     return this.#policy;
   }
 
-  /** A valid access token for `config` (the `auth` block, as JSON text or an object). */
-  async getToken(config) {
+  /**
+   * A prepared handle on `config` (the `auth` block, as JSON text or an
+   * object), validated now: an invalid config rejects with an
+   * `invalid-config` error. Every call with the same config gives the same
+   * client.
+   */
+  async client(config) {
     const text = configText(config);
-    const cached = this.#cached(text);
-    if (cached) return cached;
+    const kept = this.#clients.get(text);
+    if (kept) return kept;
     return this.#exclusive(async () => {
-      const again = this.#cached(text);
+      const again = this.#clients.get(text);
       if (again) return again;
-      const answer = await this.#call('getToken', text);
-      if (answer.tokenType.toLowerCase() !== 'bearer') {
-        throw new WifError('malformed-response', `the component returned a token of type ${JSON.stringify(answer.tokenType)}, not Bearer`);
-      }
-      const token = new AccessToken(answer.token, Number(answer.expiresAt), Number(answer.refreshAfter));
-      this.#tokens.set(text, token);
-      return token;
+      await this.#call('open', text);
+      const made = new Client({
+        clock: this.#clock,
+        exclusive: (work) => this.#exclusive(work),
+        call: (fn, arg) => this.#call(fn, text, arg),
+      });
+      this.#clients.set(text, made);
+      return made;
     });
   }
 
-  /** Drops the token cached for `config`, in the host and in the component. Call it after an API 401. */
+  /** A valid access token for `config`: `token()` of the client kept for it. */
+  async getToken(config) {
+    return (await this.client(config)).token();
+  }
+
+  /** `invalidate()` of the client kept for `config`; an invalid config has nothing to drop. */
   async invalidate(config) {
-    const text = configText(config);
-    return this.#exclusive(async () => {
-      this.#tokens.delete(text);
-      await this.#call('invalidate', text);
-    });
+    let made;
+    try {
+      made = await this.client(config);
+    } catch (e) {
+      if (e instanceof WifError && e.code === 'invalid-config') return;
+      throw e;
+    }
+    await made.invalidate();
   }
 
   /** Validates `config` and lists what it needs from the host: `{env, optionalEnv, files, origins, urls, whenSetUrls, commands}`. */
   async requirements(config) {
-    const text = configText(config);
-    return this.#exclusive(() => this.#call('requirements', text));
+    return (await this.client(config)).requirements();
   }
 
   /** Stops the component's worker and closes idle connections; a later call starts a new worker. */
@@ -119,11 +136,6 @@ class Provider {
       if (live) await live.worker.terminate();
       await this.#http.close();
     });
-  }
-
-  #cached(text) {
-    const token = this.#tokens.get(text);
-    return token && this.#clock() < token.refreshAfter ? token : null;
   }
 
   #exclusive(work) {
@@ -158,7 +170,7 @@ class Provider {
     return live;
   }
 
-  async #call(fn, config) {
+  async #call(fn, config, arg) {
     if (!this.#live) this.#live = await this.#start();
     const live = this.#live;
     const id = this.#nextId++;
@@ -167,7 +179,7 @@ class Provider {
       const answer = await new Promise((resolve, reject) => {
         live.pending = { id, resolve, reject, started: performance.now(), ioTime: 0 };
         live.watchdog = setInterval(() => this.#watch(live), WATCHDOG_MS);
-        live.worker.postMessage({ id, fn, config });
+        live.worker.postMessage({ id, fn, config, arg });
       });
       if ('err' in answer) throw fromComponent(answer.err);
       return answer.ok;
@@ -242,6 +254,88 @@ class Provider {
       default:
         throw new Error(`unknown host call ${op}`);
     }
+  }
+}
+
+/**
+ * A prepared handle on one config (the component's `client` resource), made
+ * by `provider.client(config)`. The token is served from here until the
+ * component's `refresh-after`; after that one caller at a time asks the
+ * component. After a trap the resource is made again in the fresh instance.
+ */
+export class Client {
+  #clock;
+  #exclusive;
+  #call;
+  #token = null;
+
+  constructor({ clock, exclusive, call }) {
+    this.#clock = clock;
+    this.#exclusive = exclusive;
+    this.#call = call;
+  }
+
+  /** A valid access token: the one held until `refresh-after`, else the component's answer. */
+  async token() {
+    return this.tokenValidFor(0);
+  }
+
+  /**
+   * A token valid for at least `seconds` more seconds when the component can
+   * exchange for one: a held token with less time left is refreshed early;
+   * when the identity token is the one already exchanged, the component
+   * returns the token it holds (see `expiresAt`) rather than spend it again.
+   */
+  async tokenValidFor(seconds) {
+    const held = this.#served(seconds);
+    if (held) return held;
+    return this.#exclusive(async () => {
+      const again = this.#served(seconds);
+      if (again) return again;
+      const answer = seconds ? await this.#call('tokenValidFor', seconds) : await this.#call('token');
+      if (answer.tokenType.toLowerCase() !== 'bearer') {
+        throw new WifError('malformed-response', `the component returned a token of type ${JSON.stringify(answer.tokenType)}, not Bearer`);
+      }
+      this.#token = new AccessToken(answer.token, Number(answer.expiresAt), Number(answer.refreshAfter));
+      return this.#token;
+    });
+  }
+
+  /** Drops the token, here and in the component; the next call exchanges. */
+  async invalidate() {
+    return this.#exclusive(async () => {
+      this.#token = null;
+      await this.#call('invalidate');
+    });
+  }
+
+  /**
+   * `invalidate()` only when `rejected` (the token an API 401 refused) is the
+   * token held: when another caller has already replaced it, nothing is
+   * dropped, so many requests refused with one token lead to one exchange.
+   */
+  async invalidateRejected(rejected) {
+    return this.#exclusive(async () => {
+      if (this.#token && this.#token.token !== rejected) return;
+      this.#token = null;
+      await this.#call('invalidateRejected', rejected);
+    });
+  }
+
+  /** What the config needs from the host: `{env, optionalEnv, files, origins, urls, whenSetUrls, commands}`. */
+  async requirements() {
+    return this.#exclusive(() => this.#call('requirements'));
+  }
+
+  #served(seconds) {
+    const token = this.#token;
+    if (!token) return null;
+    const now = this.#clock();
+    return now < token.refreshAfter && token.expiresAt - now >= seconds ? token : null;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')]() {
+    return 'Client { [config held] }';
   }
 }
 

@@ -1,6 +1,8 @@
 // The component's worker: one instance of the component, called by the
-// provider with `{id, fn, config}` and answering `{id, ok}`, `{id, err}` (the
-// component's `error` variant) or `{id, trap}` (the instance is then dead).
+// provider with `{id, fn, config, arg}` (`fn` a method of the component's
+// `client` resource, or `open` to make it) and answering `{id, ok}`,
+// `{id, err}` (the component's `error` variant) or `{id, trap}` (the
+// instance is then dead). The worker keeps one `client` per config text.
 // Its core modules are compiled here with their memory capped (memory.js).
 
 import fs from 'node:fs';
@@ -18,9 +20,41 @@ const { provider } = instantiate(getCoreModule, {
   'wasi:clocks/wall-clock': capabilities,
 });
 
-parentPort.on('message', ({ id, fn, config }) => {
+/** Each config text's `client` resource in this instance. */
+const clients = new Map();
+
+function client(config) {
+  let made = clients.get(config);
+  if (!made) {
+    made = new provider.Client(config);
+    clients.set(config, made);
+  }
+  return made;
+}
+
+function call(fn, config, arg) {
+  const made = client(config);
+  switch (fn) {
+    case 'open':
+      return null;
+    case 'token':
+      return made.token();
+    case 'tokenValidFor':
+      return made.tokenValidFor(arg);
+    case 'invalidate':
+      return made.invalidate();
+    case 'invalidateRejected':
+      return made.invalidateRejected(arg);
+    case 'requirements':
+      return made.requirements();
+    default:
+      throw new Error(`unknown call ${fn}`);
+  }
+}
+
+parentPort.on('message', ({ id, fn, config, arg }) => {
   try {
-    parentPort.postMessage({ kind: 'answer', id, ok: provider[fn](config) });
+    parentPort.postMessage({ kind: 'answer', id, ok: call(fn, config, arg) });
   } catch (e) {
     if (e && Object.prototype.hasOwnProperty.call(e, 'payload')) {
       parentPort.postMessage({ kind: 'answer', id, err: e.payload });

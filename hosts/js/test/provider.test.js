@@ -114,6 +114,25 @@ test('concurrent callers share one exchange', async () => {
   });
 });
 
+test('a client is validated once, shared per config text, and drops only the token a 401 refused', async () => {
+  await withFileSource(async (provider, config, tokens) => {
+    const client = await provider.client(config);
+    assert.equal(await provider.client(config), client, 'the same client for the same config');
+    const first = await client.token();
+    assert.equal((await provider.getToken(config)).token, first.token, 'getToken goes through the same client');
+    await client.invalidateRejected('sk-ant-oat01-some-other-token');
+    assert.equal((await client.token()).token, first.token, 'another token refused: kept');
+    await client.invalidateRejected(first.token);
+    const second = await client.token();
+    assert.notEqual(second.token, first.token);
+    await client.invalidateRejected(first.token);
+    assert.equal((await client.token()).token, second.token, 'already replaced: kept');
+    assert.equal(tokens.exchanges, 2);
+    assert.deepEqual(Object.keys(await client.requirements()).sort(), ['commands', 'env', 'files', 'optionalEnv', 'origins', 'urls', 'whenSetUrls']);
+    await assert.rejects(provider.client({ type: 'nope' }), (e) => e instanceof WifError && e.code === 'invalid-config');
+  });
+});
+
 test('the exchange is what the official SDKs send, and the token never shows', async () => {
   const clock = new ManualClock();
   await withFileSource(async (provider, config, tokens) => {

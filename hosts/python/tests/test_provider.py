@@ -75,6 +75,27 @@ def test_concurrent_callers_share_one_exchange(tmp_path: Path, token_endpoint: T
     assert token_endpoint.exchanges == 1
 
 
+def test_a_client_is_validated_once_shared_per_config_and_drops_only_the_refused_token(
+    tmp_path: Path, token_endpoint: TokenEndpoint
+) -> None:
+    provider, config = _file_provider(tmp_path, token_endpoint)
+    client = provider.client(config)
+    assert provider.client(config) is client, "the same client for the same config"
+    first = client.token()
+    assert provider.get_token(config).token == first.token, "get_token goes through the same client"
+    client.invalidate_rejected("sk-ant-oat01-some-other-token")
+    assert client.token().token == first.token, "another token refused: kept"
+    client.invalidate_rejected(first.token)
+    second = client.token()
+    assert second.token != first.token
+    client.invalidate_rejected(first.token)
+    assert client.token().token == second.token, "already replaced: kept"
+    assert token_endpoint.exchanges == 2
+    assert client.requirements().files == [f"{tmp_path}/token"]
+    with pytest.raises(InvalidConfig):
+        provider.client({"type": "nope"})
+
+
 def test_the_exchange_is_what_the_official_sdks_send(tmp_path: Path, token_endpoint: TokenEndpoint) -> None:
     provider, config = _file_provider(tmp_path, token_endpoint, clock=ManualClock())
     token = provider.get_token(config)

@@ -6,7 +6,8 @@ grants it files, variables, origins and commands under a deny-by-default
 policy (the same TOML file as the Rust host's `wif-host`).
 
     provider = Provider("policy.toml")
-    token = provider.get_token(auth_config)
+    client = provider.client(auth_config)   # validated once; hold it
+    token = client.token()
 
     client = anthropic.Anthropic(credentials=WifCredentials(auth_config, "policy.toml"))
 """
@@ -26,10 +27,11 @@ from ._errors import (
 )
 from ._policy import Origin, Policy, PolicyError
 from ._proxy import ProxyUrl
-from ._provider import AccessToken, Provider, Requirements
+from ._provider import AccessToken, Client, Provider, Requirements
 
 __all__ = [
     "AccessToken",
+    "Client",
     "ComponentFailed",
     "Denied",
     "ExchangeFailed",

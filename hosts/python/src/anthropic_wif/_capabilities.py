@@ -13,7 +13,7 @@ from ._lowering import Err
 from ._names import cap_error, printable, record
 from ._policy import Policy
 
-CAPABILITIES = "anthropic-wif:federation/capabilities@0.2.0"
+CAPABILITIES = "anthropic-wif:federation/capabilities@0.3.0"
 """The component's capabilities interface."""
 WALL_CLOCK = "wasi:clocks/wall-clock@0.2.12"
 """The WASI wall clock, the component's only other import."""

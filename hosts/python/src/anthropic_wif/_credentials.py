@@ -12,9 +12,11 @@ from ._provider import Config, Provider
 class WifCredentials:
     """A credentials provider for `anthropic.Anthropic(credentials=...)`.
 
-    The SDK calls it before requests and after an API 401 with
-    `force_refresh=True`, which invalidates the component's cached token so
-    the next token comes from a fresh exchange. It returns
+    It holds a `Client` of the config (validated when it is made). The SDK
+    calls it before requests and after an API 401 with `force_refresh=True`,
+    which drops the token it last returned (only that one: when another
+    request already replaced it, the new one stands) so that the next token
+    comes from a fresh exchange. It returns
     `AccessToken(token, expires_at=0)`: the SDK's documented value for a
     provider that caches itself, so that the component's refresh windows (scaled for
     short-lived tokens, with the backoff after a failed advisory refresh)
@@ -30,13 +32,19 @@ class WifCredentials:
     ) -> None:
         self.config = config
         self.provider = provider or Provider(policy)
+        self.client = self.provider.client(config)
+        self._last: str | None = None
 
     def __call__(self, *, force_refresh: bool = False) -> Any:
         from anthropic.lib.credentials import AccessToken
 
         if force_refresh:
-            self.provider.invalidate(self.config)
-        token = self.provider.get_token(self.config)
+            if self._last is None:
+                self.client.invalidate()
+            else:
+                self.client.invalidate_rejected(self._last)
+        token = self.client.token()
+        self._last = token.token
         return AccessToken(token=token.token, expires_at=0)
 
     def __repr__(self) -> str:

@@ -1,7 +1,11 @@
 """The provider: the component loaded once, called from any thread.
 
+- `Provider.client(config)` makes a `Client`: the component's `client`
+  resource for that config, validated once. Hold it and call `token()`;
+  `Provider.get_token(config)` and the other functions that take a config
+  use a client kept per config text.
 - Tokens are kept by the host until the component's `refresh-after`; until
-  then `get_token` does not enter the component.
+  then `token()` does not enter the component.
 - After it, one caller at a time enters the component (single flight);
   callers that waited find the fresh token and return without a second
   exchange.
@@ -24,10 +28,10 @@ import wasmtime
 from wasmtime.component import Component, Instance, Linker, Variant
 
 from ._capabilities import Clock, add_to_linker, system_clock
-from ._errors import ComponentFailed, LoadFailed, MalformedResponse, WifError, from_component
+from ._errors import ComponentFailed, InvalidConfig, LoadFailed, MalformedResponse, WifError, from_component
 from ._policy import Policy
 
-PROVIDER = "anthropic-wif:federation/provider@0.2.0"
+PROVIDER = "anthropic-wif:federation/provider@0.3.0"
 """The component's exported interface."""
 DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024
 """Default cap on the component's linear memory."""
@@ -100,7 +104,7 @@ class _Compiled:
 
 
 class _Live:
-    """An instance, its store and its three exports."""
+    """An instance, its store, the `client` resource's functions, and the clients made in it."""
 
     def __init__(self, compiled: _Compiled, linker: Linker, memory_limit: int, fuel: int) -> None:
         self.store = wasmtime.Store(compiled.engine)
@@ -111,9 +115,24 @@ class _Live:
             instance = linker.instantiate(self.store, compiled.component)
         except wasmtime.WasmtimeError as e:
             raise LoadFailed(f"instantiating the component: {_first_line(e)}") from None
-        self.get_token = self._export(instance, "get-token")
-        self.invalidate = self._export(instance, "invalidate")
-        self.requirements = self._export(instance, "requirements")
+        self.new_client = self._export(instance, "[constructor]client")
+        self.token = self._export(instance, "[method]client.token")
+        self.token_valid_for = self._export(instance, "[method]client.token-valid-for")
+        self.invalidate = self._export(instance, "[method]client.invalidate")
+        self.invalidate_rejected = self._export(instance, "[method]client.invalidate-rejected")
+        self.requirements = self._export(instance, "[method]client.requirements")
+        self.clients: dict[str, Any] = {}
+        """Each config text's resource in this instance."""
+
+    def client(self, text: str) -> Any:
+        """The resource of the config `text` in this instance, made (and the config validated) if
+        needed; the component's `error` variant when the config is invalid."""
+        resource = self.clients.get(text)
+        if resource is None:
+            resource = self.new_client(self.store, text)
+            if not isinstance(resource, Variant):
+                self.clients[text] = resource
+        return resource
 
     def _export(self, instance: Instance, name: str) -> Any:
         interface = instance.get_export_index(self.store, PROVIDER)
@@ -155,62 +174,38 @@ class Provider:
         add_to_linker(self._linker, policy, self._clock)
         self._lock = threading.Lock()
         self._live: _Live | None = None
-        self._tokens: dict[str, AccessToken] = {}
+        self._clients: dict[str, Client] = {}
+
+    def client(self, config: Config) -> Client:
+        """A prepared handle on `config`, validated now (an invalid config raises `InvalidConfig`).
+
+        Hold it and call `token()`; every call with the same config returns the same client.
+        """
+        text = _config_text(config)
+        client = self._clients.get(text)
+        if client is not None:
+            return client
+        with self._lock:
+            made = self._call(lambda live: live.client(text))
+            if isinstance(made, Variant):
+                raise from_component(made)
+            return self._clients.setdefault(text, Client(self, text))
 
     def get_token(self, config: Config) -> AccessToken:
-        """A valid access token for `config`, from the host cache or from the component."""
-        text = _config_text(config)
-        cached = self._cached(text)
-        if cached is not None:
-            return cached
-        with self._lock:
-            cached = self._cached(text)
-            if cached is not None:
-                return cached
-            answer = self._call(lambda live: live.get_token(live.store, text))
-            if isinstance(answer, Variant):
-                raise from_component(answer)
-            token_type = getattr(answer, "token-type")
-            if token_type.lower() != "bearer":
-                raise MalformedResponse(f"the component returned a token of type {token_type!r}, not Bearer")
-            token = AccessToken(
-                token=answer.token,
-                token_type="Bearer",
-                expires_at=getattr(answer, "expires-at"),
-                refresh_after=getattr(answer, "refresh-after"),
-            )
-            self._tokens[text] = token
-            return token
+        """A valid access token for `config`: `token()` of the client kept for it."""
+        return self.client(config).token()
 
     def invalidate(self, config: Config) -> None:
-        """Drops the token cached for `config`, in the host and in the component. Call it after an API 401."""
-        text = _config_text(config)
-        with self._lock:
-            self._tokens.pop(text, None)
-            self._call(lambda live: live.invalidate(live.store, text))
+        """`invalidate()` of the client kept for `config`; an invalid config has nothing to drop."""
+        try:
+            client = self.client(config)
+        except InvalidConfig:
+            return
+        client.invalidate()
 
     def requirements(self, config: Config) -> Requirements:
         """Validates `config` and lists what it needs from the host."""
-        text = _config_text(config)
-        with self._lock:
-            needs = self._call(lambda live: live.requirements(live.store, text))
-        if isinstance(needs, Variant):
-            raise from_component(needs)
-        return Requirements(
-            env=list(needs.env),
-            optional_env=list(getattr(needs, "optional-env")),
-            files=list(needs.files),
-            origins=list(needs.origins),
-            urls=[(u.template, u.origin) for u in needs.urls],
-            when_set_urls=[(u.template, u.origin) for u in getattr(needs, "when-set-urls")],
-            commands=[list(argv) for argv in needs.commands],
-        )
-
-    def _cached(self, text: str) -> AccessToken | None:
-        token = self._tokens.get(text)
-        if token is not None and self._clock() < token.refresh_after:
-            return token
-        return None
+        return self.client(config).requirements()
 
     def _call(self, call: Callable[[_Live], _R]) -> _R:
         """Calls into the component under the lock, instantiating it first; a trap drops the instance."""
@@ -229,6 +224,119 @@ class Provider:
         except Exception as e:
             self._live = None
             raise ComponentFailed(f"a host function failed: {type(e).__name__}") from e
+
+
+class Client:
+    """A prepared handle on one config (the component's `client` resource); thread-safe.
+
+    Made by `Provider.client(config)`. The token is served from here until the
+    component's `refresh-after`; after that one caller at a time asks the
+    component. The resource lives in the provider's instance: after a trap
+    it is made again in the fresh one.
+    """
+
+    def __init__(self, provider: Provider, text: str) -> None:
+        self._provider = provider
+        self._text = text
+        self._token: AccessToken | None = None
+
+    def token(self) -> AccessToken:
+        """A valid access token: the one held until `refresh-after`, else the component's answer."""
+        return self.token_valid_for(0)
+
+    def token_valid_for(self, seconds: int) -> AccessToken:
+        """A token valid for at least `seconds` more seconds when the component can exchange for one.
+
+        A held token with less time left is refreshed early; when the identity
+        token is the one already exchanged, the component returns the token it
+        holds (see `expires_at`) rather than spend the identity token again.
+        """
+        held = self._served(seconds)
+        if held is not None:
+            return held
+        provider = self._provider
+        with provider._lock:
+            held = self._served(seconds)
+            if held is not None:
+                return held
+            if seconds:
+                answer = self._call(lambda live, me: live.token_valid_for(live.store, me, seconds))
+            else:
+                answer = self._call(lambda live, me: live.token(live.store, me))
+            if isinstance(answer, Variant):
+                raise from_component(answer)
+            token_type = getattr(answer, "token-type")
+            if token_type.lower() != "bearer":
+                raise MalformedResponse(f"the component returned a token of type {token_type!r}, not Bearer")
+            token = AccessToken(
+                token=answer.token,
+                token_type="Bearer",
+                expires_at=getattr(answer, "expires-at"),
+                refresh_after=getattr(answer, "refresh-after"),
+            )
+            self._token = token
+            return token
+
+    def invalidate(self) -> None:
+        """Drops the token, here and in the component; the next call exchanges."""
+        provider = self._provider
+        with provider._lock:
+            self._token = None
+            self._call(lambda live, me: live.invalidate(live.store, me))
+
+    def invalidate_rejected(self, rejected: str) -> None:
+        """`invalidate()` only when `rejected` (the token an API 401 refused) is the token held.
+
+        When another caller has already replaced it, nothing is dropped: many
+        requests refused with one token lead to one new exchange.
+        """
+        provider = self._provider
+        with provider._lock:
+            if self._token is not None and self._token.token != rejected:
+                return
+            self._token = None
+            self._call(lambda live, me: live.invalidate_rejected(live.store, me, rejected))
+
+    def requirements(self) -> Requirements:
+        """What the config needs from the host."""
+        provider = self._provider
+        with provider._lock:
+            needs = self._call(lambda live, me: live.requirements(live.store, me))
+        if isinstance(needs, Variant):
+            raise from_component(needs)
+        return Requirements(
+            env=list(needs.env),
+            optional_env=list(getattr(needs, "optional-env")),
+            files=list(needs.files),
+            origins=list(needs.origins),
+            urls=[(u.template, u.origin) for u in needs.urls],
+            when_set_urls=[(u.template, u.origin) for u in getattr(needs, "when-set-urls")],
+            commands=[list(argv) for argv in needs.commands],
+        )
+
+    def _call(self, call: Callable[[_Live, Any], _R]) -> _R | Variant:
+        """`call` with this client's resource, under the provider's lock (held by the caller);
+        the component's `error` variant when the resource cannot be made."""
+
+        def with_resource(live: _Live) -> _R | Variant:
+            resource = live.client(self._text)
+            if isinstance(resource, Variant):
+                return resource
+            return call(live, resource)
+
+        return self._provider._call(with_resource)
+
+    def _served(self, seconds: int) -> AccessToken | None:
+        token = self._token
+        if token is None:
+            return None
+        now = self._provider._clock()
+        if now < token.refresh_after and token.expires_at - now >= seconds:
+            return token
+        return None
+
+    def __repr__(self) -> str:
+        return "Client(...)"
 
 
 def _config_text(config: Config) -> str:
