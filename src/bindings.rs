@@ -207,6 +207,13 @@ impl wit::Guest for Component {
             })
             .map_err(error)
     }
+
+    fn identity_token(config: String) -> Result<String, wit::Error> {
+        PROVIDER
+            .with(|p| p.borrow_mut().identity_token(&HostCapabilities, &config))
+            .map(|assertion| assertion.expose().to_string())
+            .map_err(error)
+    }
 }
 
 export!(Component);

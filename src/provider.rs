@@ -211,6 +211,19 @@ impl Provider {
         Requirements::of(&config)
     }
 
+    /// The identity token (assertion) the config's source produces now,
+    /// read as [`Provider::get_token`] reads it before an exchange, but
+    /// neither exchanged nor remembered: for a host's diagnostics. Each call
+    /// reads the source anew.
+    pub fn identity_token(
+        &mut self,
+        caps: &impl Capabilities,
+        config_json: &str,
+    ) -> Result<Secret, Error> {
+        let (config, _) = self.parse(config_json)?;
+        sources::read_assertion(caps, &config)
+    }
+
     fn parse(&mut self, config_json: &str) -> Result<(Config, String), Error> {
         if let Some(parsed) = self.parsed.get(config_json) {
             return Ok(parsed.clone());

@@ -546,6 +546,19 @@ impl Provider {
         })
     }
 
+    /// The identity token (the assertion) the config's source produces now,
+    /// read by the component exactly as before an exchange and under this
+    /// provider's policy, but neither exchanged nor remembered: for
+    /// diagnostics (`wif-host doctor` shows its claims, never the token).
+    /// Each call reads the source anew: a command runs, a URL is fetched.
+    pub fn identity_token(&self, config_json: &str) -> Result<Secret, Error> {
+        let mut instance = self.instance.lock().unwrap_or_else(PoisonError::into_inner);
+        let assertion = self.call(&mut instance, |b, s| b.call_identity_token(s, config_json))?;
+        assertion
+            .map(|assertion| Secret::new(&assertion))
+            .map_err(Error::from)
+    }
+
     /// The cached token for `config_json`, while the component said it may
     /// be served: from this thread's copy of the cache when that copy is
     /// current, else from the shared cache (and then copied, with a

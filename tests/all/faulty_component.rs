@@ -37,6 +37,9 @@ const MODULE: &str = r#"
     (param i32 i32 i32 i32 i32 i32 i64 i64 i64 i64 i32 i32))
   (func (export "anthropic-wif:federation/provider@0.2.0#requirements")
     (param i32 i32) (result i32)
+    unreachable)
+  (func (export "anthropic-wif:federation/provider@0.2.0#identity-token")
+    (param i32 i32) (result i32)
     unreachable))
 "#;
 
