@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The longest snippet of a body or of stderr put into an error, in bytes.
 pub(crate) const SNIPPET_BYTES: usize = 300;
@@ -75,11 +75,43 @@ pub(crate) fn duplicate_field(bytes: &[u8]) -> Option<String> {
     struct Fields(Option<String>);
     struct FieldsVisitor;
 
+    // Every kind of JSON value is visited (`deserialize_any`, not
+    // `deserialize_map`): a value that is not an object has no duplicate,
+    // and no serde "invalid type" error is ever made, whose message would
+    // link the float formatting of core (some 15 KB of the component).
     impl<'de> Visitor<'de> for FieldsVisitor {
         type Value = Fields;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON object")
+        }
+
+        fn visit_unit<E>(self) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<Fields, E> {
+            Ok(Fields(None))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Fields, A::Error> {
+            Ok(Fields(None))
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
@@ -99,7 +131,7 @@ pub(crate) fn duplicate_field(bytes: &[u8]) -> Option<String> {
 
     impl<'de> Deserialize<'de> for Fields {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Fields, D::Error> {
-            deserializer.deserialize_map(FieldsVisitor)
+            deserializer.deserialize_any(FieldsVisitor)
         }
     }
 
