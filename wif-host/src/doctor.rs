@@ -433,6 +433,7 @@ fn on_path(program: &str) -> bool {
 struct Auth {
     federation_rule_id: String,
     base_url: Option<String>,
+    has_workspace: bool,
 }
 
 impl Auth {
@@ -443,6 +444,7 @@ impl Auth {
         Auth {
             federation_rule_id: text("federation_rule_id").unwrap_or_default(),
             base_url: text("base_url"),
+            has_workspace: text("workspace_id").is_some(),
         }
     }
 }
@@ -553,15 +555,19 @@ fn explain_refusal(auth: &Auth) {
         auth.federation_rule_id
     );
     println!("  what usually causes it:");
-    for cause in [
+    let mut causes = vec![
         "the token's iss, sub or aud do not match the federation rule: compare the claims \
          above with the rule's issuer and subject; aud must be https://api.anthropic.com",
         "the identity token expired before the exchange (exp above)",
         "the identity token was already exchanged (reason jti_reused): identity tokens are \
          single-use, so another process or an earlier run that sent this same token makes \
          this exchange fail; its issuer must hand out a new one for each exchange",
-        "the rule is enabled for several workspaces and the config sets no workspace_id",
-    ] {
+    ];
+    if !auth.has_workspace {
+        causes
+            .push("the rule is enabled for several workspaces and the config sets no workspace_id");
+    }
+    for cause in causes {
         println!("  - {cause}");
     }
 }

@@ -243,6 +243,7 @@ fn doctor_exchange_reports_an_accepted_exchange_and_explains_a_401() {
         "the token's iss, sub or aud do not match the federation rule",
         "expired before the exchange",
         "already exchanged (reason jti_reused)",
+        "the config sets no workspace_id",
     ] {
         assert!(
             run.stdout.contains(expected),
