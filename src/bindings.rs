@@ -233,6 +233,13 @@ impl wit::GuestClient for ClientResource {
     fn requirements(&self) -> wit::HostRequirements {
         host_requirements(self.0.requirements().clone())
     }
+
+    fn identity_token(&self) -> Result<String, wit::Error> {
+        self.0
+            .identity_token(&HostCapabilities)
+            .map(crate::Secret::into_string)
+            .map_err(error)
+    }
 }
 
 /// The exported `provider` interface.

@@ -232,6 +232,14 @@ impl Client {
     pub fn requirements(&self) -> &Requirements {
         &self.needs
     }
+
+    /// The identity token (assertion) the config's source produces now,
+    /// read as [`Client::token`] reads it before an exchange, but neither
+    /// exchanged nor remembered: for a host's diagnostics. Each call reads
+    /// the source anew.
+    pub fn identity_token(&self, caps: &impl Capabilities) -> Result<Secret, Error> {
+        sources::read_assertion(caps, &self.config)
+    }
 }
 
 impl Cached {

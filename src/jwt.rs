@@ -1,8 +1,8 @@
 //! Signed JWTs for OAuth client assertions (`private_key_jwt`): ES256 with a
 //! P-256 key in a PKCS#8 PEM file.
 //!
-//! RS256 is not offered: an RSA implementation more than doubles what the
-//! component may weigh (see the README), and the authorization servers that
+//! RS256 is not offered: the RustCrypto `rsa` crate would take the component
+//! over its 400 KiB limit (see the README), and the authorization servers that
 //! take `private_key_jwt` (Okta, Entra ID, Keycloak) all accept ES256. An RSA
 //! key is refused with an error that says so.
 

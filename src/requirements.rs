@@ -130,8 +130,13 @@ impl Requirements {
         ] {
             self.when_set_urls.push(when_set(format!("${{{name}}}")));
         }
-        self.files
-            .push("${AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE}".to_string());
+        self.files.extend(
+            [
+                "${AWS_WEB_IDENTITY_TOKEN_FILE}",
+                "${AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE}",
+            ]
+            .map(String::from),
+        );
         self.origins.push(IMDS_ENDPOINT.to_string());
     }
 }
@@ -273,6 +278,9 @@ mod tests {
                 "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY",
                 "AWS_SESSION_TOKEN",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_ROLE_ARN",
+                "AWS_ROLE_SESSION_NAME",
                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                 "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
@@ -283,7 +291,10 @@ mod tests {
         );
         assert_eq!(
             env_region.files,
-            ["${AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE}"]
+            [
+                "${AWS_WEB_IDENTITY_TOKEN_FILE}",
+                "${AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE}"
+            ]
         );
         assert_eq!(
             env_region.origins,

@@ -159,6 +159,21 @@ impl Client {
         let mut instance = self.shared.inner.lock_instance();
         self.shared.requirements(&mut instance)
     }
+
+    /// The identity token (the assertion) the config's source produces now,
+    /// read by the component exactly as before an exchange and under the
+    /// provider's policy, but neither exchanged nor remembered: for
+    /// diagnostics (`wif-host doctor` shows its claims, never the token).
+    /// Each call reads the source anew: a command runs, a URL is fetched.
+    pub fn identity_token(&self) -> Result<Secret, Error> {
+        let mut instance = self.shared.inner.lock_instance();
+        let assertion = self.shared.call(&mut instance, |client, store, me| {
+            client.call_identity_token(store, me)
+        })?;
+        assertion
+            .map(|assertion| Secret::new(&assertion))
+            .map_err(Error::from)
+    }
 }
 
 impl Shared {

@@ -450,6 +450,11 @@ impl Provider {
     pub fn requirements(&self, config_json: &str) -> Result<Requirements, Error> {
         self.with_client(config_json, Client::requirements)
     }
+
+    /// [`Client::identity_token`] of the client kept for `config_json`.
+    pub fn identity_token(&self, config_json: &str) -> Result<Secret, Error> {
+        self.with_client(config_json, Client::identity_token)
+    }
 }
 
 /// `Ok` for an invalid config, which has nothing to drop.

@@ -251,6 +251,22 @@ fn invalid_config_and_source_errors_reach_the_caller() {
 }
 
 #[test]
+fn identity_token_reads_the_source_without_exchanging_or_remembering_it() {
+    let caps = file_caps("eyJ.read.sig", 3600);
+    let mut provider = Provider::new();
+    let read = provider.identity_token(&caps, &file_cfg()).unwrap();
+    assert_eq!(read.expose(), "eyJ.read.sig");
+    assert_eq!(caps.exchanges(), 0);
+    // Not remembered as exchanged: the next get-token sends it and succeeds.
+    provider.get_token(&caps, &file_cfg()).unwrap();
+    assert_eq!(caps.exchanges(), 1);
+    assert!(matches!(
+        provider.identity_token(&caps, "{}"),
+        Err(Error::InvalidConfig { .. })
+    ));
+}
+
+#[test]
 fn requirements_validate_first() {
     let mut provider = Provider::new();
     assert!(provider.requirements("{\"type\":\"x\"}").is_err());

@@ -1,6 +1,7 @@
 //! The `aws` source: an identity token from AWS STS `GetWebIdentityToken`
 //! (outbound identity federation), the request signed with SigV4 and the
-//! workload's AWS credentials, found as the AWS SDKs find them.
+//! workload's AWS credentials, found as the AWS SDKs find them (IRSA's
+//! `AssumeRoleWithWebIdentity` included).
 
 mod credentials;
 mod sigv4;
@@ -20,10 +21,13 @@ pub(crate) const REGION_VARIABLES: [&str; 2] = ["AWS_REGION", "AWS_DEFAULT_REGIO
 /// The variables that override the STS endpoint, in the order they are read.
 pub(crate) const ENDPOINT_VARIABLES: [&str; 2] = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"];
 /// Every variable the credential chain reads, in order.
-pub(crate) const CREDENTIAL_VARIABLES: [&str; 9] = [
+pub(crate) const CREDENTIAL_VARIABLES: [&str; 12] = [
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
@@ -43,7 +47,7 @@ pub(super) fn read(
 ) -> Result<String, Error> {
     let region = region(caps, source, fail)?;
     let endpoint = sts::endpoint(caps, &region, fail)?;
-    let credentials = credentials::load(caps, fail)?;
+    let credentials = credentials::load(caps, &endpoint, fail)?;
     sts::get_web_identity_token(caps, source, &region, &endpoint, &credentials, fail)
 }
 

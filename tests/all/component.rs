@@ -53,6 +53,29 @@ fn imports_and_exports_are_exactly_the_contract() {
 }
 
 #[test]
+fn identity_token_is_the_sources_assertion_read_under_the_policy_and_not_exchanged() {
+    let tokens = token_server();
+    let files = Files::new();
+    let path = files.write("token", JWT);
+    let config = config(&tokens.url(), json!({ "file": path }));
+    let granted = Provider::builder()
+        .policy(file_policy(&[&path], &[&tokens.url()]))
+        .build()
+        .unwrap();
+
+    assert_eq!(granted.identity_token(&config).unwrap().expose(), JWT);
+    assert!(exchanges(&tokens).is_empty());
+    let stingy = granted.with_policy(file_policy(&[], &[&tokens.url()]));
+    assert!(matches!(
+        stingy.identity_token(&config),
+        Err(Error::Denied { .. })
+    ));
+    // Reading it did not count as an exchange: the first one succeeds.
+    granted.get_token(&config).unwrap();
+    assert_eq!(exchanges(&tokens).len(), 1);
+}
+
+#[test]
 fn the_component_is_at_most_400_kib() {
     let size = EMBEDDED_COMPONENT.len();
     println!(

@@ -6,22 +6,32 @@
 //! TLS version, the leaf certificate (subject, issuer, expiry) and whether
 //! it verified against which roots, and the HTTP status of a `GET /` that
 //! carries no secret. Then the files, variables and commands the config
-//! needs: whether each exists and is granted, never their contents. The
-//! exit code is non-zero when anything needed is unreachable or denied.
+//! needs: whether each exists and is granted, never their contents. Then
+//! the identity token, read by the component as it would read it for an
+//! exchange and under the same policy: its JWT header and claims (see
+//! [`claims`]; never the token), and what in them an exchange would refuse.
+//! With `--exchange`, the exchange itself (through the token cache), and
+//! after a 401 where its reason is visible and what usually causes it. The
+//! exit code is non-zero when anything needed is unreachable or denied, or
+//! the identity token would be refused.
+
+mod claims;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anthropic_wif_host::net::errors::{explain, explain_connect_refusal, explain_tls};
 use anthropic_wif_host::net::proxy::{ProxyUrl, Route};
 use anthropic_wif_host::net::{HttpClient, tls};
 use anthropic_wif_host::policy::Origin;
-use anthropic_wif_host::{Policy, Requirements};
+use anthropic_wif_host::token_cache::PolicyOrigin;
+use anthropic_wif_host::{AssertionFingerprint, Error, Policy, Provider, Requirements};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
 
 use crate::{ConfigArgs, Failure, builder, env_var, in_file, user_cache};
 
@@ -33,6 +43,12 @@ pub struct DoctorArgs {
     /// Policy file (TOML). Without it, the minimal policy the config needs.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Also exchange the identity token for an access token, through the
+    /// token cache as `wif-host token` does (the access token is never
+    /// shown). Identity tokens are single-use: another program that sends
+    /// the same one afterwards is refused.
+    #[arg(long)]
+    exchange: bool,
 }
 
 /// What went wrong, counted for the exit code.
@@ -45,9 +61,19 @@ struct Findings {
 /// Runs the checks and prints the report to stdout.
 pub fn run(args: &DoctorArgs) -> Result<(), Failure> {
     let located = args.config.load()?;
-    let provider = builder(user_cache().as_deref()).build()?;
+    let config = located.json();
+    let cache = user_cache();
+    let origin = match &args.policy {
+        Some(_) => PolicyOrigin::Given,
+        None => PolicyOrigin::Derived,
+    };
+    let mut inspector = builder(cache.as_deref());
+    if let Some(dir) = &cache {
+        inspector = inspector.token_cache(dir.join("tokens"), origin);
+    }
+    let provider = inspector.build()?;
     let needs = provider
-        .requirements(&located.json())
+        .requirements(&config)
         .map_err(|e| in_file(&located, e))?;
     let minimal = Policy::minimal(&needs, env_var);
     let policy = match &args.policy {
@@ -70,6 +96,16 @@ pub fn run(args: &DoctorArgs) -> Result<(), Failure> {
         check_origin(origin, &policy, &client, &mut findings);
     }
     check_local(&needs, &policy, &mut findings);
+    let provider = provider.with_policy(policy);
+    let auth = Auth::of(&config);
+    let read = check_identity_token(&provider, &config, &auth, &mut findings);
+    if args.exchange {
+        check_exchange(&provider, &config, &auth, read, &mut findings);
+    } else {
+        println!(
+            "\nexchange: not tried (--exchange tries it; it spends the identity token, which is single-use)"
+        );
+    }
     match (findings.denied, findings.unreachable) {
         (0, 0) => {
             println!("\nresult: everything the config needs is reachable and granted");
@@ -391,4 +427,147 @@ fn on_path(program: &str) -> bool {
     }
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// What doctor needs of the `auth` block besides the component's answers.
+struct Auth {
+    federation_rule_id: String,
+    base_url: Option<String>,
+    has_workspace: bool,
+}
+
+impl Auth {
+    fn of(config_json: &str) -> Auth {
+        let value: serde_json::Value = serde_json::from_str(config_json).unwrap_or_default();
+        let block = &value["workload_identity_federation"];
+        let text = |name: &str| block[name].as_str().map(str::to_string);
+        Auth {
+            federation_rule_id: text("federation_rule_id").unwrap_or_default(),
+            base_url: text("base_url"),
+            has_workspace: text("workspace_id").is_some(),
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Reads the identity token through the component and prints what it
+/// says; returns its fingerprint.
+fn check_identity_token(
+    provider: &Provider,
+    config: &str,
+    auth: &Auth,
+    findings: &mut Findings,
+) -> Option<AssertionFingerprint> {
+    println!("\nidentity token (read by the component as for an exchange; never shown)");
+    let token = match provider.identity_token(config) {
+        Ok(token) => token,
+        Err(error) => {
+            println!("  NOT READ: {error}");
+            match error {
+                // Already counted with the grants above.
+                Error::Denied { .. } => {}
+                _ => findings.unreachable += 1,
+            }
+            return None;
+        }
+    };
+    let reading = claims::read(token.expose(), now_secs(), auth.base_url.as_deref());
+    for line in &reading.lines {
+        println!("  {line}");
+    }
+    for problem in &reading.problems {
+        println!("  PROBLEM: {problem}");
+        findings.unreachable += 1;
+    }
+    for warning in &reading.warnings {
+        println!("  warning: {warning}");
+    }
+    let digest = Sha256::digest(token.expose().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    AssertionFingerprint::from_hex(&hex)
+}
+
+/// Exchanges the identity token (or finds a token in the token cache) and
+/// explains a refusal.
+fn check_exchange(
+    provider: &Provider,
+    config: &str,
+    auth: &Auth,
+    read: Option<AssertionFingerprint>,
+    findings: &mut Findings,
+) {
+    println!("\nexchange");
+    let started = now_secs();
+    match provider.get_token(config) {
+        Ok(token) => {
+            if token.issued_at < started {
+                println!(
+                    "  not needed: the token cache holds an access token issued at {}",
+                    claims::utc(token.issued_at)
+                );
+            } else {
+                println!("  accepted: an access token was issued (not shown)");
+            }
+            println!(
+                "  the access token expires at {}",
+                claims::utc(token.expires_at)
+            );
+            match read {
+                Some(read) if read == token.assertion => {
+                    println!("  it was issued for the identity token read above")
+                }
+                Some(_) => println!(
+                    "  it was issued for another identity token than the one read above (the \
+                     source hands out a new one on each read, or the file was rotated since)"
+                ),
+                None => {}
+            }
+        }
+        Err(Error::ExchangeRejected(rejection))
+            if rejection.status == 401 || rejection.error.as_deref() == Some("invalid_grant") =>
+        {
+            println!("  REFUSED: {rejection}");
+            explain_refusal(auth);
+            findings.unreachable += 1;
+        }
+        Err(error) => {
+            println!("  FAILED: {error}");
+            match error {
+                Error::Denied { .. } => findings.denied += 1,
+                _ => findings.unreachable += 1,
+            }
+        }
+    }
+}
+
+/// Where the reason of a refused exchange is visible, and what usually
+/// causes it.
+fn explain_refusal(auth: &Auth) {
+    println!(
+        "  why: the token endpoint does not say why it refuses an identity token (so that \
+         nobody can probe a federation rule); the Claude Console does: the authentication \
+         history of federation rule {} lists each refused exchange with its reason",
+        auth.federation_rule_id
+    );
+    println!("  what usually causes it:");
+    let mut causes = vec![
+        "the token's iss, sub or aud do not match the federation rule: compare the claims \
+         above with the rule's issuer and subject; aud must be https://api.anthropic.com",
+        "the identity token expired before the exchange (exp above)",
+        "the identity token was already exchanged (reason jti_reused): identity tokens are \
+         single-use, so another process or an earlier run that sent this same token makes \
+         this exchange fail; its issuer must hand out a new one for each exchange",
+    ];
+    if !auth.has_workspace {
+        causes
+            .push("the rule is enabled for several workspaces and the config sets no workspace_id");
+    }
+    for cause in causes {
+        println!("  - {cause}");
+    }
 }

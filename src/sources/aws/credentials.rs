@@ -1,10 +1,14 @@
-//! AWS credentials, found in the AWS SDKs' order: the environment, the
-//! container credentials endpoint (ECS, EKS Pod Identity), then the EC2
-//! instance metadata service (IMDSv2).
+//! AWS credentials, found in the AWS SDKs' order: the environment, a web
+//! identity token file and role (EKS IAM roles for service accounts, through
+//! STS `AssumeRoleWithWebIdentity`), the container credentials endpoint
+//! (ECS, EKS Pod Identity), then the EC2 instance metadata service (IMDSv2).
 
 use serde_json::Value;
 
+mod web_identity;
+
 use super::sigv4::Credentials;
+use super::sts::Endpoint;
 use super::{Fail, endpoint_url, send, var};
 use crate::capabilities::{CapError, Capabilities, Header, HttpRequest, HttpResponse};
 use crate::error::{Capability, Error};
@@ -27,9 +31,17 @@ const IMDS_LINK_LOCAL: [&str; 2] = ["169.254.169.254", "[fd00:ec2::254]"];
 /// default).
 const IMDS_TOKEN_TTL_SECONDS: &str = "21600";
 
-/// The first credentials the chain finds.
-pub(super) fn load(caps: &impl Capabilities, fail: Fail<'_>) -> Result<Credentials, Error> {
+/// The first credentials the chain finds; `sts` is where a web identity
+/// token is exchanged.
+pub(super) fn load(
+    caps: &impl Capabilities,
+    sts: &Endpoint,
+    fail: Fail<'_>,
+) -> Result<Credentials, Error> {
     if let Some(credentials) = from_environment(caps, fail)? {
+        return Ok(credentials);
+    }
+    if let Some(credentials) = web_identity::load(caps, sts, fail)? {
         return Ok(credentials);
     }
     if let Some(credentials) = from_container(caps, fail)? {
@@ -39,9 +51,10 @@ pub(super) fn load(caps: &impl Capabilities, fail: Fail<'_>) -> Result<Credentia
         .is_some_and(|value| value.eq_ignore_ascii_case("true"));
     if disabled {
         return Err(fail(
-            "no AWS credentials: AWS_ACCESS_KEY_ID is not set, no container credentials endpoint \
-             (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or …_FULL_URI) is set, and \
-             AWS_EC2_METADATA_DISABLED turns off the EC2 instance metadata service"
+            "no AWS credentials: AWS_ACCESS_KEY_ID is not set, nor AWS_WEB_IDENTITY_TOKEN_FILE, \
+             no container credentials endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or \
+             …_FULL_URI) is set, and AWS_EC2_METADATA_DISABLED turns off the EC2 instance \
+             metadata service"
                 .into(),
         ));
     }
@@ -175,7 +188,7 @@ fn from_imds(caps: &impl Capabilities, fail: Fail<'_>) -> Result<Credentials, Er
         };
         let response = send(caps, &step, &request, &|message| {
             fail(format!(
-                "no AWS credentials: AWS_ACCESS_KEY_ID is not set, no container credentials endpoint is set, and {message}"
+                "no AWS credentials: AWS_ACCESS_KEY_ID is not set, nor AWS_WEB_IDENTITY_TOKEN_FILE, no container credentials endpoint is set, and {message}"
             ))
         })?;
         check_status(&response, &step, &[], fail)?;
@@ -279,7 +292,7 @@ fn credentials_json(body: &[u8], step: &str, fail: Fail<'_>) -> Result<Credentia
     })
 }
 
-fn header(name: &str, value: &str) -> Header {
+pub(super) fn header(name: &str, value: &str) -> Header {
     Header {
         name: name.into(),
         value: value.into(),

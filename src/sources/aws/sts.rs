@@ -12,9 +12,9 @@ use crate::sources::USER_AGENT;
 use crate::text::{SNIPPET_BYTES, snippet};
 
 /// The query protocol's API version.
-const VERSION: &str = "2011-06-15";
+pub(super) const VERSION: &str = "2011-06-15";
 /// The body's media type, as the AWS SDKs send it.
-const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+pub(super) const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 /// Where the request goes.
 pub(super) struct Endpoint {
@@ -129,7 +129,7 @@ pub(super) fn get_web_identity_token(
             signed.signature.as_str(),
         ];
         secrets.extend(credentials.session_token.as_ref().map(|t| t.expose()));
-        return Err(fail(refusal(&step, &response, &body, &secrets)));
+        return Err(fail(refusal(&step, &response, &body, &secrets, hint)));
     }
     match element_text(&body, "WebIdentityToken") {
         Some(token) if !token.trim().is_empty() => Ok(token),
@@ -142,8 +142,14 @@ pub(super) fn get_web_identity_token(
 
 /// STS's error answer as text: the status, AWS's error code and message
 /// (bounded, with `secrets` redacted), the request id and what the code
-/// usually means.
-fn refusal(step: &str, response: &HttpResponse, body: &str, secrets: &[&str]) -> String {
+/// usually means (`hint`).
+pub(super) fn refusal(
+    step: &str,
+    response: &HttpResponse,
+    body: &str,
+    secrets: &[&str],
+    hint: fn(&str) -> Option<&'static str>,
+) -> String {
     let code = element_text(body, "Code")
         .map(|code| snippet(code.as_bytes(), 100, secrets))
         .unwrap_or_else(|| "no AWS error code".into());

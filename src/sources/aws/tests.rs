@@ -463,3 +463,130 @@ fn a_denied_variable_is_a_denial() {
         Err(Error::Denied { .. })
     ));
 }
+
+const IRSA_TOKEN: &str = "eyJrubernetes.service-account.token";
+const ROLE: &str = "arn:aws:iam::111122223333:role/agent";
+
+/// STS answering `AssumeRoleWithWebIdentity` with the role's credentials
+/// and `GetWebIdentityToken` with [`JWT`].
+fn irsa_sts(request: &HttpRequest) -> Result<HttpResponse, CapError> {
+    if String::from_utf8_lossy(&request.body).starts_with("Action=AssumeRoleWithWebIdentity") {
+        respond(
+            200,
+            "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>\
+             <AccessKeyId>ASIAIRSA</AccessKeyId><SecretAccessKey>irsa-secret</SecretAccessKey>\
+             <SessionToken>irsa-session</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration>\
+             </Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+        )
+    } else {
+        sts_answer(JWT)
+    }
+}
+
+fn irsa_caps() -> FakeCaps {
+    FakeCaps::new()
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/irsa/token")
+        .env("AWS_ROLE_ARN", ROLE)
+        .file("/var/run/irsa/token", &format!("{IRSA_TOKEN}\n"))
+}
+
+#[test]
+fn irsa_assumes_the_role_with_the_token_file_before_the_container_endpoint() {
+    let caps = irsa_caps()
+        .env("AWS_ROLE_SESSION_NAME", "agent-session")
+        .env(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://127.0.0.1:9911/v1/credentials",
+        )
+        .route(STS, irsa_sts);
+    assert_eq!(
+        read_assertion(&caps, &config(json!({"aws": {}})))
+            .unwrap()
+            .expose(),
+        JWT
+    );
+    let requests = caps.requests.borrow();
+    let [assume, get] = requests.as_slice() else {
+        panic!("two requests expected, to STS only: {}", requests.len())
+    };
+    assert_eq!((assume.method.as_str(), assume.url.as_str()), ("POST", STS));
+    assert_eq!(
+        String::from_utf8_lossy(&assume.body),
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15\
+         &RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Fagent\
+         &RoleSessionName=agent-session&WebIdentityToken=eyJrubernetes.service-account.token"
+    );
+    assert_eq!(
+        header(assume, "authorization"),
+        None,
+        "the request is unsigned"
+    );
+    verify_signature(
+        get,
+        &Credentials {
+            access_key_id: "ASIAIRSA".into(),
+            secret_access_key: Secret::new("irsa-secret"),
+            session_token: Some(Secret::new("irsa-session")),
+        },
+        "eu-west-1",
+    );
+}
+
+#[test]
+fn irsa_without_a_session_name_makes_one() {
+    let caps = irsa_caps().route(STS, irsa_sts);
+    read_assertion(&caps, &config(json!({"aws": {}}))).unwrap();
+    let body = String::from_utf8_lossy(&caps.requests.borrow()[0].body).into_owned();
+    assert!(
+        body.contains(&format!("&RoleSessionName=anthropic-wif-{T0}&")),
+        "{body}"
+    );
+}
+
+#[test]
+fn irsa_failures_name_the_step_and_the_code_never_the_token() {
+    let no_role = FakeCaps::new()
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/irsa/token");
+    aws_error(
+        read_assertion(&no_role, &config(json!({"aws": {}}))),
+        "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not",
+    );
+    let missing = irsa_caps()
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", "/nowhere")
+        .route(STS, irsa_sts);
+    aws_error(
+        read_assertion(&missing, &config(json!({"aws": {}}))),
+        "the file AWS_WEB_IDENTITY_TOKEN_FILE names (/nowhere) does not exist",
+    );
+    for (code, hint) in [
+        ("AccessDenied", "trust policy"),
+        ("InvalidIdentityToken", "OIDC provider"),
+    ] {
+        let refused = irsa_caps().route(STS, move |request| {
+            respond(
+                400,
+                &format!(
+                    "<ErrorResponse><Error><Code>{code}</Code><Message>echo {}</Message>\
+                     </Error><RequestId>rid-7</RequestId></ErrorResponse>",
+                    String::from_utf8_lossy(&request.body)
+                ),
+            )
+        });
+        let error = read_assertion(&refused, &config(json!({"aws": {}}))).unwrap_err();
+        assert_no_secret(&error, &[IRSA_TOKEN]);
+        let message = aws_error(Err(error), code);
+        assert!(
+            message.contains(&format!(
+                "credentials from a web identity token: STS AssumeRoleWithWebIdentity at \
+                 https://sts.eu-west-1.amazonaws.com for {ROLE}: status 400"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(hint) && message.contains("rid-7"),
+            "{message}"
+        );
+    }
+}

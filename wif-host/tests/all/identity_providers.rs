@@ -21,7 +21,7 @@ const SESSION: &str = "session-token-from-the-chain";
 
 /// Every variable the `aws` source reads, empty (unset for the AWS SDKs and
 /// for the component), so that the machine's own AWS settings play no part.
-const AWS_VARIABLES: [&str; 15] = [
+const AWS_VARIABLES: [&str; 18] = [
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "AWS_ENDPOINT_URL_STS",
@@ -29,6 +29,9 @@ const AWS_VARIABLES: [&str; 15] = [
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
@@ -101,7 +104,13 @@ fn check_sigv4(request: &Recorded, secret: &str) -> Result<(), String> {
 /// An STS stand-in: a valid signature by `secret` gets [`JWT`], anything
 /// else AWS's XML error.
 fn sts(secret: &'static str) -> LoopbackServer {
-    LoopbackServer::start(move |request| match check_sigv4(request, secret) {
+    LoopbackServer::start(move |request| get_web_identity_token(request, secret)).unwrap()
+}
+
+/// STS's answer to `GetWebIdentityToken`: [`JWT`] when the request is
+/// signed by `secret`, else AWS's XML error.
+fn get_web_identity_token(request: &Recorded, secret: &str) -> Reply {
+    match check_sigv4(request, secret) {
         Ok(()) => Reply::text(
             200,
             &format!(
@@ -118,8 +127,7 @@ fn sts(secret: &'static str) -> LoopbackServer {
                  <Message>{reason}</Message></Error><RequestId>rid-1</RequestId></ErrorResponse>"
             ),
         ),
-    })
-    .unwrap()
+    }
 }
 
 /// `examples/aws/auth.yaml` with the token endpoint at `base_url`, written
@@ -340,4 +348,94 @@ fn the_derived_aws_policy_follows_the_environment() {
         committed.env, policy.env,
         "examples/aws/policy.toml is derived"
     );
+}
+
+const IRSA_TOKEN: &str = "irsa-projected-service-account-token";
+const ROLE: &str = "arn:aws:iam::111122223333:role/agent";
+
+/// STS as IRSA meets it: `AssumeRoleWithWebIdentity`, unsigned, with the
+/// service account's token and the role, answers the role's credentials;
+/// `GetWebIdentityToken` must then be signed with them.
+fn irsa_sts() -> LoopbackServer {
+    LoopbackServer::start(|request| {
+        let body = String::from_utf8_lossy(&request.body);
+        if !body.starts_with("Action=AssumeRoleWithWebIdentity&") {
+            return get_web_identity_token(request, "irsa-secret-key");
+        }
+        let expected = format!(
+            "&RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Fagent\
+             &RoleSessionName=agent-session&WebIdentityToken={IRSA_TOKEN}"
+        );
+        if request.header("authorization").is_some() || !body.ends_with(&expected) {
+            return Reply::text(
+                400,
+                "<ErrorResponse><Error><Code>InvalidIdentityToken</Code></Error></ErrorResponse>",
+            );
+        }
+        Reply::text(
+            200,
+            &format!(
+                "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>\
+                 <Credentials><AccessKeyId>ASIAIRSA</AccessKeyId>\
+                 <SecretAccessKey>irsa-secret-key</SecretAccessKey>\
+                 <SessionToken>{SESSION}</SessionToken>\
+                 <Expiration>2030-01-01T00:00:00Z</Expiration></Credentials>\
+                 </AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+            ),
+        )
+    })
+    .unwrap()
+}
+
+#[test]
+fn aws_example_with_irsa_assumes_the_role_then_signs_with_its_credentials() {
+    let tokens = token_server();
+    let sts = irsa_sts();
+    let files = Files::new();
+    let token_file = files.write("irsa-token", format!("{IRSA_TOKEN}\n"));
+    let config = aws_example(&files, &tokens.url());
+    let run = token(
+        &config,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("AWS_ROLE_ARN", ROLE),
+            ("AWS_ROLE_SESSION_NAME", "agent-session"),
+            ("AWS_ENDPOINT_URL_STS", &sts.url()),
+            // IRSA comes before the container endpoint, as in the AWS SDKs.
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1:9/creds",
+            ),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let sent = sts.requests();
+    assert_eq!(sent.len(), 2);
+    assert!(sent[0].header("authorization").is_none());
+    assert!(
+        sent[1]
+            .header("authorization")
+            .unwrap()
+            .starts_with("AWS4-HMAC-SHA256 Credential=ASIAIRSA/"),
+        "signed with the role's credentials"
+    );
+    assert_eq!(sent[1].header("x-amz-security-token"), Some(SESSION));
+    assert_eq!(assertion_of(&exchanges(&tokens)[0]), JWT);
+
+    let refused = token(
+        &config,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/other"),
+            ("AWS_ENDPOINT_URL_STS", &sts.url()),
+        ],
+    );
+    assert_eq!(refused.code, Some(5), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("STS AssumeRoleWithWebIdentity")
+            && refused.stderr.contains("InvalidIdentityToken"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains(IRSA_TOKEN), "{}", refused.stderr);
 }

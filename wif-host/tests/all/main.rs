@@ -11,6 +11,7 @@
 mod cli;
 mod command_process;
 mod docker_agent;
+mod doctor;
 mod examples;
 mod exec;
 mod gateway_attacks;

@@ -19,7 +19,9 @@ use anthropic_wif_test_support::network::{
 };
 use serde_json::json;
 
-const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJuZXQifQ.bmV0";
+/// A JWT in shape with an audience and an expiry (in 2100), so that
+/// `doctor` finds nothing to refuse in it.
+const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJuZXQiLCJhdWQiOiJodHRwczovL2FwaS5hbnRocm9waWMuY29tIiwiZXhwIjo0MTAyNDQ0ODAwfQ.bmV0";
 const REQUEST_TOKEN: &str = "ghs_network_request_token";
 /// A name only the test proxy resolves (to 127.0.0.1).
 const PROXIED: &str = "token.corp.test";
