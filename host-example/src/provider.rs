@@ -308,6 +308,14 @@ impl Provider {
         }
     }
 
+    /// The host cache's token for the `auth` block `config_json` when it
+    /// may be served now, without asking the component or reading the
+    /// token cache (so without any I/O: for callers on an async runtime,
+    /// which run [`Provider::get_token`] off it when this is `None`).
+    pub fn cached_token(&self, config_json: &str) -> Option<AccessToken> {
+        self.cached(config_json)
+    }
+
     /// A valid access token for the `auth` block `config_json`.
     pub fn get_token(&self, config_json: &str) -> Result<AccessToken, Error> {
         if let Some(token) = self.cached(config_json) {
