@@ -464,6 +464,44 @@ fn api_behind_a_proxy(setup: &Setup) -> HttpsServer {
 }
 
 #[test]
+fn the_gateway_reaches_the_api_through_an_https_proxy_with_credentials() {
+    let setup = Setup::new();
+    let server = api_behind_a_proxy(&setup);
+    let proxy = tunnel(Some("svc:tls-proxy-pass"));
+    let front = TlsFront::start(
+        setup.ca.server_cert(&["127.0.0.1"], Validity::Current),
+        proxy.port(),
+    );
+    let origin = format!("https://{PROXIED}:{}", server.port());
+    let pinned = format!(
+        "{}\nproxy = {}",
+        ca_files_line(&setup.ca_file()),
+        q(format!(
+            "https://svc:tls-proxy-pass@127.0.0.1:{}",
+            front.port()
+        ))
+    );
+    let answer = post_through_gateway(&setup, &origin, &pinned);
+    assert!(answer.contains("msg_through_the_proxy"), "{answer}");
+    assert_eq!(front.handshakes(), 2, "TLS to the proxy, for each client");
+    let seen = proxy.seen();
+    assert_eq!(seen.len(), 2, "the exchange and the API request: {seen:?}");
+    for connect in &seen {
+        assert_eq!(
+            connect.request_line,
+            format!("CONNECT {PROXIED}:{} HTTP/1.1", server.port())
+        );
+        assert_eq!(
+            connect.authorization.as_deref(),
+            Some(format!("Basic {}", base64_encode(b"svc:tls-proxy-pass")).as_str())
+        );
+    }
+    let requests = server.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/v1/oauth/token", "/v1/messages"]);
+}
+
+#[test]
 fn the_gateway_reaches_the_api_through_a_socks5h_proxy_with_credentials() {
     let setup = Setup::new();
     let server = api_behind_a_proxy(&setup);
