@@ -119,6 +119,13 @@ impl Client {
         }
     }
 
+    /// The token held, while this process may serve it; `None` otherwise.
+    /// No I/O and no component call: for callers on an async runtime, which
+    /// call [`Client::token`] off it when this is `None`.
+    pub fn cached_token(&self) -> Option<AccessToken> {
+        self.shared.cached(0)
+    }
+
     /// A token valid for at least `seconds` more seconds when one can be had
     /// (see the WIT's `token-valid-for`): a held token with less time left
     /// is refreshed early, unless the component cannot exchange the

@@ -420,6 +420,27 @@ impl Provider {
         f(&client)
     }
 
+    /// [`Client::cached_token`] of the client kept for `config_json`; `None`
+    /// too when no client is kept for it yet (no I/O, no component call:
+    /// for callers on an async runtime, which run [`Provider::get_token`]
+    /// off it when this is `None`).
+    pub fn cached_token(&self, config_json: &str) -> Option<AccessToken> {
+        let local = self.local.get_or_default();
+        if let Some(client) = local.borrow().get(config_json) {
+            return client.cached_token();
+        }
+        let client = self
+            .clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(config_json)?
+            .clone();
+        local
+            .borrow_mut()
+            .insert(config_json.into(), client.clone());
+        client.cached_token()
+    }
+
     /// A valid access token for the `auth` block `config_json`: the
     /// [`Client::token`] of the client kept for that text.
     pub fn get_token(&self, config_json: &str) -> Result<AccessToken, Error> {

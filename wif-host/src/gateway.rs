@@ -14,8 +14,9 @@
 //! merged into `anthropic-beta`, the hop-by-hop headers dropped; both
 //! bodies stream (the response chunk by chunk as it arrives, so
 //! server-sent events keep their timing). The upstream exchange runs on
-//! the policy's network (proxy, CA files, explained errors) through one
-//! pooled HTTP agent, on the runtime's blocking pool. On an upstream 401
+//! the same runtime, on the policy's network (proxy, CA files, explained
+//! errors: [`connect`]) through one pooled HTTP/1.1 client, with no thread
+//! per request. On an upstream 401
 //! it drops the rejected token and replays the request once, when the
 //! request body was at most [`REPLAY_CAP_BYTES`]. Logs carry the method,
 //! the path (escaped) and the status, never a header value or a body. On
@@ -28,13 +29,15 @@ use std::time::Duration;
 
 use crate::sync::Stop;
 use anthropic_wif_host::Provider;
+use anthropic_wif_host::net::HttpClient;
 use anthropic_wif_host::net::proxy::{Route, RouteError};
-use anthropic_wif_host::net::{ClientError, HttpClient};
+use anthropic_wif_host::net::tls::LazyClientConfig;
 use anthropic_wif_host::origin::Origin;
 use hyper::{Response, StatusCode};
 
 mod bridge;
 pub mod client_key;
+mod connect;
 mod handle;
 pub mod listener;
 mod server;
@@ -49,8 +52,16 @@ pub const REPLAY_CAP_BYTES: usize = 8 * 1024 * 1024;
 /// An upstream read (or write) that makes no progress for this long ends
 /// the request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// Time allowed to connect to the upstream.
+/// Time allowed to connect to the upstream (through the proxy and TLS
+/// included).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest head of an upstream answer, in bytes (also the largest
+/// read buffer of an upstream connection).
+pub const MAX_RESPONSE_HEAD_BYTES: usize = 16 * 1024;
+/// Idle upstream connections kept for reuse.
+pub const POOL_MAX_IDLE: usize = 64;
+/// An idle upstream connection is closed after this long.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// A client that sends no request body data for this long is dropped.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// A client must send a whole request head within this time; an idle
@@ -86,16 +97,6 @@ pub enum GatewayError {
         #[source]
         source: RouteError,
     },
-    /// The HTTP client for the upstream cannot be made (its TLS roots or
-    /// proxy).
-    #[error("the HTTP client for {upstream}: {source}")]
-    Client {
-        /// The upstream base URL.
-        upstream: String,
-        /// What is wrong.
-        #[source]
-        source: ClientError,
-    },
     /// The runtime (threads) could not be started.
     #[error("cannot start the gateway's threads: {0}")]
     Runtime(#[source] std::io::Error),
@@ -113,9 +114,7 @@ impl GatewayError {
             GatewayError::Runtime(source) | GatewayError::Serve(source) => {
                 anthropic_wif_host::net::errors::is_transient_io(source.kind())
             }
-            GatewayError::Upstream { .. }
-            | GatewayError::Route { .. }
-            | GatewayError::Client { .. } => false,
+            GatewayError::Upstream { .. } | GatewayError::Route { .. } => false,
         }
     }
 }
@@ -130,8 +129,8 @@ pub struct Gateway {
     /// The upstream's origin and how requests reach it, for the errors.
     origin: Origin,
     route: Route,
-    /// One agent for every exchange: it pools upstream connections.
-    agent: ureq::Agent,
+    /// One client for every exchange: it pools upstream connections.
+    client: upstream::Client,
 }
 
 impl Gateway {
@@ -139,6 +138,7 @@ impl Gateway {
     /// `auth_json`, for clients that present `client_key`. API requests
     /// take the network the provider's policy says, as the token exchange
     /// does: its proxy setting (or the proxy variables) and its CA files.
+    /// Connections are opened when the first requests need them.
     pub fn new(
         provider: Provider,
         auth_json: String,
@@ -153,19 +153,19 @@ impl Gateway {
             .ok_or_else(|| GatewayError::Upstream {
                 upstream: upstream.clone(),
             })?;
-        let client = HttpClient::for_policy(provider.policy());
-        let route = client
+        let route = HttpClient::for_policy(provider.policy())
             .route(&origin)
             .map_err(|source| GatewayError::Route {
                 upstream: upstream.clone(),
                 source,
             })?;
-        let agent = client
-            .streaming_agent(&route, CONNECT_TIMEOUT, IDLE_TIMEOUT)
-            .map_err(|source| GatewayError::Client {
-                upstream: upstream.clone(),
-                source,
-            })?;
+        let tls = LazyClientConfig::new(provider.policy().ca_files.clone());
+        let client = upstream::client(connect::Connector::new(
+            route.clone(),
+            tls,
+            CONNECT_TIMEOUT,
+            IDLE_TIMEOUT,
+        ));
         Ok(Gateway {
             provider,
             auth: auth_json,
@@ -173,7 +173,7 @@ impl Gateway {
             client_key,
             origin,
             route,
-            agent,
+            client,
         })
     }
 

@@ -38,10 +38,11 @@ fn failed(message: String) -> Explained {
     }
 }
 
-/// A TLS failure with an `https://` proxy (not with the destination), as the
-/// connector reports it inside an I/O error.
+/// A TLS failure with an `https://` proxy (not with the destination), as a
+/// connector reports it inside an I/O error (`std::io::Error::other`), so
+/// that [`explain`] names the proxy.
 #[derive(Debug)]
-pub(crate) struct ProxyTlsFailure(pub(crate) rustls::Error);
+pub struct ProxyTlsFailure(pub rustls::Error);
 
 impl std::fmt::Display for ProxyTlsFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,9 +98,9 @@ pub fn explain_connect_refusal(status: u16, proxy: &ProxyUrl, origin: &Origin) -
     }
 }
 
-/// The error inside an I/O error from rustls, as a ureq error, so that it
-/// can be explained.
-pub(crate) fn unwrap_rustls(error: std::io::Error) -> ureq::Error {
+/// The error inside an I/O error from rustls, as a ureq error, so that
+/// [`explain`] can explain it.
+pub fn unwrap_rustls(error: std::io::Error) -> ureq::Error {
     match error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())

@@ -20,12 +20,6 @@ use std::path::PathBuf;
 use crate::origin::Origin;
 use crate::policy::Policy;
 
-/// The input and output buffers of each connection of a streaming agent,
-/// in bytes (ureq's default is 128 KiB each).
-pub const STREAMING_BUFFER_BYTES: usize = 16 * 1024;
-/// Idle connections a streaming agent keeps for reuse.
-pub const STREAMING_IDLE_CONNECTIONS: usize = 64;
-
 /// The configuration of an agent, being built.
 type AgentConfig = ureq::config::ConfigBuilder<ureq::typestate::AgentScope>;
 
@@ -102,33 +96,6 @@ impl HttpClient {
         let agent = self.agent_with(route, |config| config.timeout_global(Some(timeout)))?;
         agents.insert(key, agent.clone());
         Ok(agent)
-    }
-
-    /// An agent for long streamed exchanges by `route` (the gateway's):
-    /// no whole-request deadline, but `connect` to connect and `idle`
-    /// between two reads or writes; bodies and user agent as the client
-    /// sent them. Many exchanges run at once, so each connection's buffers
-    /// are [`STREAMING_BUFFER_BYTES`] (a response head must fit), and up to
-    /// [`STREAMING_IDLE_CONNECTIONS`] connections are kept for reuse.
-    pub fn streaming_agent(
-        &self,
-        route: &Route,
-        connect: Duration,
-        idle: Duration,
-    ) -> Result<ureq::Agent, ClientError> {
-        self.agent_with(route, |config| {
-            config
-                .input_buffer_size(STREAMING_BUFFER_BYTES)
-                .output_buffer_size(STREAMING_BUFFER_BYTES)
-                .max_response_header_size(STREAMING_BUFFER_BYTES)
-                .max_idle_connections(STREAMING_IDLE_CONNECTIONS)
-                .max_idle_connections_per_host(STREAMING_IDLE_CONNECTIONS)
-                .accept_encoding(ureq::config::AutoHeaderValue::None)
-                .user_agent(ureq::config::AutoHeaderValue::None)
-                .timeout_connect(Some(connect))
-                .timeout_per_read(Some(idle))
-                .timeout_per_write(Some(idle))
-        })
     }
 
     /// An agent by `route` with this client's TLS, no redirects and

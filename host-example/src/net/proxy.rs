@@ -73,10 +73,10 @@ impl ProxyUrl {
         !self.url.username().is_empty() || self.url.password().is_some()
     }
 
-    /// The value of `Proxy-Authorization: Basic`: the percent-decoded
-    /// `user:password`, base64; `None` without credentials. Never log it.
-    pub fn basic_credentials(&self) -> Option<String> {
-        use base64::Engine;
+    /// The percent-decoded user name and password (a missing password is
+    /// empty), for a SOCKS5 proxy's authentication; `None` without
+    /// credentials. Never log them.
+    pub fn credentials(&self) -> Option<(String, String)> {
         if !self.has_credentials() {
             return None;
         }
@@ -85,12 +85,18 @@ impl ProxyUrl {
                 .decode_utf8_lossy()
                 .into_owned()
         };
-        let pair = format!(
-            "{}:{}",
+        Some((
             decode(self.url.username()),
-            decode(self.url.password().unwrap_or_default())
-        );
-        Some(base64::engine::general_purpose::STANDARD.encode(pair))
+            decode(self.url.password().unwrap_or_default()),
+        ))
+    }
+
+    /// The value of `Proxy-Authorization: Basic`: the percent-decoded
+    /// `user:password`, base64; `None` without credentials. Never log it.
+    pub fn basic_credentials(&self) -> Option<String> {
+        use base64::Engine;
+        let (user, password) = self.credentials()?;
+        Some(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
     }
 
     /// The whole URL, credentials included (percent-encoded), for the HTTP

@@ -1,6 +1,7 @@
 //! One request, from the server's side: vetted ([`super::vet`]),
 //! authenticated with the client key, then forwarded through an exchange
-//! on the blocking pool whose bodies stream through [`super::bridge`].
+//! with the upstream ([`super::upstream`]) whose bodies stream through
+//! [`super::bridge`].
 //! Logged with its method, path (escaped) and status, never a header
 //! value or a body.
 
@@ -9,9 +10,8 @@ use std::sync::Arc;
 
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response, StatusCode};
-use tokio::sync::{mpsc, oneshot};
 
-use super::bridge::{self, CHUNKS_IN_FLIGHT, ChannelReader, ResponseBody};
+use super::bridge::{ResponseBody, Upload};
 use super::upstream::Outgoing;
 use super::vet::{Served, vet};
 use super::{CLIENT_IDLE_TIMEOUT, Failure, Gateway};
@@ -49,29 +49,18 @@ fn authenticate(gateway: &Gateway, parts: &hyper::http::request::Parts) -> Resul
     }
 }
 
-/// Forwards an admitted request: its body pumped to the exchange, the
+/// Forwards an admitted request: its body streamed upstream, the
 /// answer's body streamed back.
 async fn forward(
     gateway: Arc<Gateway>,
     parts: hyper::http::request::Parts,
     body: Incoming,
 ) -> Response<ResponseBody> {
-    let outgoing = Outgoing::new(&parts, body.size_hint().exact());
-    let (upload, uploaded) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    tokio::spawn(bridge::pump_request(body, upload, CLIENT_IDLE_TIMEOUT));
-    let (head_sent, head) = oneshot::channel();
-    let (chunks, chunks_received) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    tokio::task::spawn_blocking(move || {
-        gateway.exchange(outgoing, ChannelReader::new(uploaded), head_sent, chunks);
-    });
-    match head.await {
-        Ok(Ok(head)) => {
-            let mut response = Response::new(ResponseBody::streamed(chunks_received));
-            *response.status_mut() = head.status;
-            response.headers_mut().extend(head.headers);
-            response
-        }
-        Ok(Err(failure)) => failure.response(),
-        Err(_) => Failure::new(StatusCode::BAD_GATEWAY, "the upstream exchange ended").response(),
+    let outgoing = Outgoing::new(&parts);
+    let length = body.size_hint().exact();
+    let upload = Upload::new(body, length, CLIENT_IDLE_TIMEOUT);
+    match gateway.exchange(outgoing, upload).await {
+        Ok(response) => response,
+        Err(failure) => failure.response(),
     }
 }

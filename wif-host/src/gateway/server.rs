@@ -31,6 +31,9 @@ const OTHER_USER: &[u8] = b"HTTP/1.1 403 Forbidden\r\ncontent-type: application/
 content-length: 116\r\nconnection: close\r\n\r\n\
 {\"type\":\"error\",\"error\":{\"type\":\"permission_error\",\"message\":\"wif-host gateway: serves its own user only\"}}";
 
+/// Threads of the runtime's blocking pool at most.
+const BLOCKING_THREADS: usize = 16;
+
 /// Pause after a failed accept (such as too many open files), so that the
 /// loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -48,9 +51,10 @@ pub fn run(
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
-        // An exchange holds a blocking thread while it runs, and a
-        // connection runs one exchange at a time.
-        .max_blocking_threads(MAX_CONNECTIONS + 16)
+        // The blocking pool only asks the provider for a token it does
+        // not hold and resolves upstream names; a burst waits in its queue
+        // rather than growing threads.
+        .max_blocking_threads(BLOCKING_THREADS)
         .thread_name("wif-gateway")
         .enable_io()
         .enable_time()
@@ -242,7 +246,7 @@ async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
 }
 
 /// Raises this process's soft limit on open files to its hard limit: each
-/// connection takes a descriptor, and its exchange another.
+/// connection takes a descriptor, and its upstream connection another.
 fn raise_open_file_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);

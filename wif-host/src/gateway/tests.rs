@@ -1,6 +1,4 @@
-use std::io::Read;
-
-use super::upstream::Tee;
+use super::bridge::Kept;
 use super::*;
 
 #[test]
@@ -33,37 +31,23 @@ fn only_loopback_and_unix_sockets_are_accepted() {
 }
 
 #[test]
-fn the_tee_keeps_a_copy_up_to_the_cap_only() {
-    let tee = Tee {
-        inner: &b"body"[..],
-        copy: Some(Vec::new()),
-    };
-    assert_eq!(tee.drain_copy().as_deref(), Some(&b"body"[..]));
-    let big = vec![7u8; REPLAY_CAP_BYTES + 1];
-    let tee = Tee {
-        inner: &big[..],
-        copy: Some(Vec::new()),
-    };
-    assert!(tee.drain_copy().is_none());
-    let mut cut = Tee {
-        inner: std::io::Read::chain(&b"part"[..], Failing),
-        copy: Some(Vec::new()),
-    };
-    let mut first = [0u8; 4];
-    cut.read_exact(&mut first).unwrap();
+fn the_replay_copy_is_kept_up_to_the_cap_only() {
+    let mut kept = Kept::default();
+    kept.push(b"bo");
+    kept.push(b"dy");
+    assert_eq!(kept.take().as_deref(), Some(&b"body"[..]));
+    let mut big = Kept::default();
+    big.push(&vec![7u8; REPLAY_CAP_BYTES]);
+    assert!(big.is_whole(), "a body of the cap is kept");
+    big.push(b"x");
+    assert!(big.take().is_none(), "a body over the cap is not");
+    let mut cut = Kept::default();
+    cut.push(b"part");
+    cut.spoil();
     assert!(
-        cut.drain_copy().is_none(),
+        cut.take().is_none(),
         "a body that ended early is not replayed"
     );
-}
-
-/// A reader that fails.
-struct Failing;
-
-impl Read for Failing {
-    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
-        Err(std::io::ErrorKind::UnexpectedEof.into())
-    }
 }
 
 #[test]

@@ -1,27 +1,51 @@
-//! One exchange with the upstream, on the blocking pool: the request with
-//! the client's headers (minus its credentials and the hop-by-hop ones)
-//! and a token, its body streamed from the client; on a 401, the rejected
-//! token dropped and the request replayed once (when its body was at most
-//! [`REPLAY_CAP_BYTES`]); then the answer's head and its body, chunk by
-//! chunk as the upstream sends it.
+//! One exchange with the upstream, on the gateway's runtime: the request
+//! with the client's headers (minus its credentials and the hop-by-hop
+//! ones) and a token, its body streamed from the client; on a 401, the
+//! rejected token dropped and the request replayed once (when its body was
+//! at most [`super::REPLAY_CAP_BYTES`]); the answer's body then streams to the
+//! client as the upstream sends it. Upstream connections come from one
+//! pool ([`Client`]) that opens them as [`super::connect`] says.
 
-use std::io::{self, Read};
+use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use http_body_util::{Either, Full};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Method, StatusCode};
-use tokio::sync::{mpsc, oneshot};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::bridge::{ChannelReader, Chunk};
-use super::{Failure, Gateway, IDLE_TIMEOUT, REPLAY_CAP_BYTES};
+use super::bridge::{ResponseBody, Upload};
+use super::connect::Connector;
+use super::{
+    Failure, Gateway, IDLE_TIMEOUT, MAX_RESPONSE_HEAD_BYTES, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE,
+};
 use anthropic_wif_host::net::errors::explain;
 use anthropic_wif_host::net::headers;
+use anthropic_wif_host::net::proxy::Route;
+use anthropic_wif_host::origin::Origin;
 use anthropic_wif_host::{AccessToken, OAUTH_BETA};
 
-/// The size of one read from the upstream's body (events are small; a
-/// large body takes more reads, each a chunk to the client).
-const READ_BYTES: usize = 8 * 1024;
+/// The body of an upstream request: the client's, streamed, or the kept
+/// copy for the replay.
+type Outbound = Either<Upload, Full<Bytes>>;
+
+/// The pooled HTTP/1.1 client for the upstream.
+pub type Client = legacy::Client<Connector, Outbound>;
+
+/// The client pooling connections that `connector` opens: at most
+/// [`POOL_MAX_IDLE`] idle ones, each closed after [`POOL_IDLE_TIMEOUT`];
+/// an answer's head at most [`MAX_RESPONSE_HEAD_BYTES`].
+pub fn client(connector: Connector) -> Client {
+    legacy::Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE)
+        .http1_max_buf_size(MAX_RESPONSE_HEAD_BYTES)
+        .build(connector)
+}
 
 /// What is sent upstream, taken from the client's request.
 pub struct Outgoing {
@@ -30,32 +54,11 @@ pub struct Outgoing {
     target: String,
     /// The forwarded headers, `anthropic-beta` merged.
     headers: Vec<(HeaderName, HeaderValue)>,
-    body: BodyKind,
-}
-
-/// The framing of the request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyKind {
-    /// None.
-    Empty,
-    /// This many bytes.
-    Length(u64),
-    /// Of unknown length (chunked).
-    Chunked,
-}
-
-/// The head of the upstream's answer, as relayed to the client.
-pub struct ResponseHead {
-    /// The status.
-    pub status: StatusCode,
-    /// The relayed headers.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Outgoing {
-    /// The request to forward for the client's `parts`, whose body has
-    /// `length` bytes (`None`: unknown, chunked).
-    pub fn new(parts: &Parts, length: Option<u64>) -> Outgoing {
+    /// The request to forward for the client's `parts`.
+    pub fn new(parts: &Parts) -> Outgoing {
         let listed = connection_listed(&parts.headers);
         let mut betas: Vec<String> = Vec::new();
         let mut headers = Vec::new();
@@ -72,8 +75,8 @@ impl Outgoing {
                 continue;
             }
             // The framing and hop-by-hop headers (the host's one list),
-            // the client's credentials, and its encodings (the response is
-            // relayed as the upstream sends it).
+            // the client's credentials, and its encodings (the upstream
+            // then answers unencoded).
             let dropped = headers::is_set_by_client(name.as_str())
                 || listed.iter().any(|l| l == name.as_str())
                 || matches!(
@@ -90,11 +93,6 @@ impl Outgoing {
         if let Ok(value) = HeaderValue::from_str(&betas.join(",")) {
             headers.push((HeaderName::from_static("anthropic-beta"), value));
         }
-        let body = match length {
-            Some(0) => BodyKind::Empty,
-            Some(n) => BodyKind::Length(n),
-            None => BodyKind::Chunked,
-        };
         Outgoing {
             method: parts.method.clone(),
             target: parts
@@ -102,7 +100,6 @@ impl Outgoing {
                 .path_and_query()
                 .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
             headers,
-            body,
         }
     }
 }
@@ -119,70 +116,33 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 }
 
 impl Gateway {
-    /// Runs one exchange (blocking): sends `outgoing` with `body`, replays
-    /// it after a 401, then sends the answer's head on `head` and its body
-    /// on `chunks`, until the body ends or the client is gone.
-    pub(super) fn exchange(
-        &self,
+    /// Runs one exchange: sends `outgoing` with `body`, replays it after
+    /// a 401; the answer, its body streaming from the upstream.
+    pub(super) async fn exchange(
+        self: Arc<Self>,
         outgoing: Outgoing,
-        body: ChannelReader,
-        head: oneshot::Sender<Result<ResponseHead, Failure>>,
-        chunks: mpsc::Sender<Chunk>,
-    ) {
-        let response = match self.send_with_replay(&outgoing, body) {
-            Ok(response) => response,
-            Err(failure) => {
-                let _ = head.send(Err(failure));
-                return;
-            }
-        };
-        let (parts, body) = response.into_parts();
-        let relayed = ResponseHead {
-            status: parts.status,
-            headers: relayed_headers(&parts.headers),
-        };
-        if head.send(Ok(relayed)).is_err() {
-            return;
+        body: Upload,
+    ) -> Result<Response<ResponseBody>, Failure> {
+        let kept = body.handle();
+        let (response, used) = self.send(&outgoing, Either::Left(body)).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(relayed(response));
         }
-        let mut reader = body.into_reader();
-        let mut buffer = vec![0u8; READ_BYTES];
-        loop {
-            let chunk = match reader.read(&mut buffer) {
-                Ok(0) => return,
-                Ok(read) => Ok(Bytes::copy_from_slice(&buffer[..read])),
-                Err(e) => Err(e),
-            };
-            let last = chunk.is_err();
-            if chunks.blocking_send(chunk).is_err() || last {
-                return;
-            }
-        }
-    }
-
-    /// Sends `outgoing`; on a 401 drops the token the upstream rejected
-    /// and replays once with a new one, when the body was kept.
-    fn send_with_replay(
-        &self,
-        outgoing: &Outgoing,
-        body: ChannelReader,
-    ) -> Result<ureq::http::Response<ureq::Body>, Failure> {
-        let mut kept = Tee {
-            inner: body,
-            copy: Some(Vec::new()),
-        };
-        let (response, used) = self.send(outgoing, Upload::Stream(&mut kept))?;
-        if response.status() != 401 {
-            return Ok(response);
-        }
-        let copy = kept.drain_copy();
-        self.provider
-            .invalidate_rejected(&self.auth, &used.token)
-            .map_err(|e| {
-                Failure::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("cannot renew the token: {e}"),
-                )
-            })?;
+        let copy = kept.drain().await;
+        let gateway = self.clone();
+        tokio::task::spawn_blocking(move || {
+            gateway
+                .provider
+                .invalidate_rejected(&gateway.auth, &used.token)
+        })
+        .await
+        .map_err(|_| Failure::new(StatusCode::SERVICE_UNAVAILABLE, "cannot renew the token"))?
+        .map_err(|e| {
+            Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("cannot renew the token: {e}"),
+            )
+        })?;
         match copy {
             Some(copy) => {
                 tracing::info!(
@@ -190,124 +150,105 @@ impl Gateway {
                     "upstream answered 401; replaying once with a new token"
                 );
                 drop(response);
-                Ok(self.send(outgoing, Upload::Copy(copy))?.0)
+                let replayed = Either::Right(Full::new(Bytes::from(copy)));
+                Ok(relayed(self.send(&outgoing, replayed).await?.0))
             }
-            None => Ok(response),
+            None => Ok(relayed(response)),
         }
     }
 
-    /// Sends the request upstream with a token; the answer and the token
-    /// it carried.
-    fn send(
-        &self,
+    /// Sends the request upstream with a token; the answer's head and the
+    /// token it carried.
+    async fn send(
+        self: &Arc<Self>,
         outgoing: &Outgoing,
-        upload: Upload<'_>,
-    ) -> Result<(ureq::http::Response<ureq::Body>, AccessToken), Failure> {
-        let token = self.provider.get_token(&self.auth).map_err(|e| {
-            Failure::new(StatusCode::SERVICE_UNAVAILABLE, &format!("no token: {e}"))
-        })?;
-        let url = format!("{}{}", self.upstream, outgoing.target);
-        let mut request = ureq::http::Request::builder()
-            .method(outgoing.method.as_str())
-            .uri(url.as_str());
+        body: Outbound,
+    ) -> Result<(Response<hyper::body::Incoming>, AccessToken), Failure> {
+        let token = self.token().await?;
+        let mut request = Request::builder()
+            .method(outgoing.method.clone())
+            .uri(format!("{}{}", self.upstream, outgoing.target));
         for (name, value) in &outgoing.headers {
-            request = request.header(name.as_str(), value.as_bytes());
+            request = request.header(name, value);
         }
-        request = request.header("authorization", format!("Bearer {}", token.token.expose()));
-        let result = match (upload, outgoing.body) {
-            (_, BodyKind::Empty) => request
-                .body(ureq::SendBody::none())
-                .map(|r| self.agent.run(r)),
-            (Upload::Copy(copy), _) => request
-                .header("content-length", copy.len())
-                .body(ureq::SendBody::from_owned_reader(io::Cursor::new(copy)))
-                .map(|r| self.agent.run(r)),
-            (Upload::Stream(body), BodyKind::Length(n)) => request
-                .header("content-length", n)
-                .body(ureq::SendBody::from_reader(body))
-                .map(|r| self.agent.run(r)),
-            (Upload::Stream(body), BodyKind::Chunked) => request
-                .body(ureq::SendBody::from_reader(body))
-                .map(|r| self.agent.run(r)),
-        };
-        match result {
-            Ok(Ok(response)) => Ok((response, token)),
-            Ok(Err(error)) => Err(Failure::new(
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.token.expose()))
+            .map_err(|_| {
+                Failure::new(StatusCode::BAD_GATEWAY, "the token is not a header value")
+            })?;
+        bearer.set_sensitive(true);
+        let request = request
+            .header(hyper::header::AUTHORIZATION, bearer)
+            .body(body)
+            .map_err(|_| {
+                Failure::new(StatusCode::BAD_REQUEST, "the request cannot be forwarded")
+            })?;
+        match self.client.request(request).await {
+            Ok(response) => Ok((response, token)),
+            Err(error) => Err(Failure::new(
                 StatusCode::BAD_GATEWAY,
                 &format!(
                     "upstream failed: {}",
-                    explain(&error, &self.origin, &self.route, IDLE_TIMEOUT).message
+                    explained(&error, &self.origin, &self.route)
                 ),
             )),
-            Err(_) => Err(Failure::new(
-                StatusCode::BAD_REQUEST,
-                "the request cannot be forwarded",
-            )),
         }
+    }
+
+    /// A token: the provider's cached one at once, else the provider's
+    /// answer on the blocking pool (it may read files, run a command or
+    /// exchange over the network).
+    async fn token(self: &Arc<Self>) -> Result<AccessToken, Failure> {
+        if let Some(token) = self.provider.cached_token(&self.auth) {
+            return Ok(token);
+        }
+        let gateway = self.clone();
+        tokio::task::spawn_blocking(move || gateway.provider.get_token(&gateway.auth))
+            .await
+            .map_err(|_| Failure::new(StatusCode::SERVICE_UNAVAILABLE, "no token"))?
+            .map_err(|e| Failure::new(StatusCode::SERVICE_UNAVAILABLE, &format!("no token: {e}")))
     }
 }
 
-/// The headers of the upstream's answer that are relayed: not the
-/// hop-by-hop ones (nor those its `Connection` lists), not the framing
-/// (the gateway frames the body itself; the upstream client decodes a
-/// compressed body), and no CORS permission for a browser.
-fn relayed_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-    let listed = connection_listed(headers);
-    headers
-        .iter()
-        .filter(|(name, _)| {
-            let name = name.as_str();
-            !(headers::is_hop_by_hop(name)
-                || listed.iter().any(|l| l == name)
-                || matches!(name, "content-length" | "content-encoding")
-                || name.starts_with("access-control-"))
-        })
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
-}
-
-/// The request body for one upstream try.
-enum Upload<'a> {
-    /// The client's body, streamed (and copied up to the cap).
-    Stream(&'a mut Tee),
-    /// The kept copy, for the replay.
-    Copy(Vec<u8>),
-}
-
-/// Reads through `inner`, keeping a copy of what was read up to
-/// [`REPLAY_CAP_BYTES`] (`None` once the body is larger).
-pub(super) struct Tee<R = ChannelReader> {
-    pub(super) inner: R,
-    pub(super) copy: Option<Vec<u8>>,
-}
-
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buf)?;
-        if let Some(copy) = &mut self.copy {
-            if copy.len() + read > REPLAY_CAP_BYTES {
-                self.copy = None;
-            } else {
-                copy.extend_from_slice(&buf[..read]);
-            }
+/// Explains the failure of an upstream request as the host's HTTP client
+/// explains one: by what the connector reported, else by the I/O failure
+/// under the HTTP error, else as a broken exchange.
+fn explained(error: &legacy::Error, origin: &Origin, route: &Route) -> String {
+    let owned;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let transport = loop {
+        let Some(current) = source else {
+            owned = ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionAborted));
+            break &owned;
+        };
+        if let Some(connect) = current.downcast_ref::<ureq::Error>() {
+            break connect;
         }
-        Ok(read)
-    }
+        if let Some(failure) = current.downcast_ref::<io::Error>() {
+            owned = ureq::Error::Io(io::Error::from(failure.kind()));
+            break &owned;
+        }
+        source = current.source();
+    };
+    explain(transport, origin, route, IDLE_TIMEOUT).message
 }
 
-impl<R: Read> Tee<R> {
-    /// The whole body as kept, after reading what the upstream did not (a
-    /// 401 may come before the body was sent); `None` when it is over the
-    /// cap or ended early.
-    pub(super) fn drain_copy(mut self) -> Option<Vec<u8>> {
-        let mut sink = [0u8; 8192];
-        loop {
-            match self.read(&mut sink) {
-                Ok(0) => return self.copy,
-                Ok(_) if self.copy.is_none() => return None,
-                Ok(_) => {}
-                Err(_) => return None,
-            }
+/// The answer relayed to the client: its status, its headers but the
+/// hop-by-hop ones (and those its `Connection` lists), the framing (the
+/// gateway frames the body itself) and any CORS permission for a browser;
+/// its body as the upstream sends it.
+fn relayed(response: Response<hyper::body::Incoming>) -> Response<ResponseBody> {
+    let (mut parts, body) = response.into_parts();
+    let listed = connection_listed(&parts.headers);
+    let names: Vec<HeaderName> = parts.headers.keys().cloned().collect();
+    for name in names {
+        let text = name.as_str();
+        if headers::is_hop_by_hop(text)
+            || listed.iter().any(|l| l == text)
+            || text == "content-length"
+            || text.starts_with("access-control-")
+        {
+            parts.headers.remove(&name);
         }
     }
+    Response::from_parts(parts, ResponseBody::Upstream(body))
 }

@@ -398,27 +398,13 @@ fn an_https_proxy_is_reached_over_tls_trusted_through_ca_files() {
     assert_eq!(server.requests().len(), 1);
 }
 
-#[test]
-fn the_gateway_reaches_the_api_through_the_policys_proxy_and_ca_files() {
-    let setup = Setup::new();
-    let issue = token_endpoint(3600);
-    let server = HttpsServer::start(
-        setup.ca.server_cert(&[PROXIED], Validity::Current),
-        move |request| match request.path.as_str() {
-            "/v1/oauth/token" => issue(request),
-            _ => Reply::json(200, &json!({"id": "msg_through_the_proxy"})),
-        },
-    );
-    let proxy = tunnel(None);
-    let origin = format!("https://{PROXIED}:{}", server.port());
-    let pinned = format!(
-        "{}\nproxy = {}",
-        ca_files_line(&setup.ca_file()),
-        q(format!("http://127.0.0.1:{}", proxy.port()))
-    );
+/// Runs `wif-host gateway` for `origin` on a Unix socket under the policy
+/// lines `network`, sends it one Messages request and returns the answer
+/// (required to be a 200).
+fn post_through_gateway(setup: &Setup, origin: &str, network: &str) -> String {
     let dir = setup.dir.path();
-    let config = write(dir, "config.json", &setup.file_config(&origin));
-    let policy = write(dir, "policy.toml", &setup.policy(&origin, &pinned));
+    let config = write(dir, "config.json", &setup.file_config(origin));
+    let policy = write(dir, "policy.toml", &setup.policy(origin, network));
     let socket = dir.join("gateway.sock");
     let listen = format!("unix:{}", socket.display());
     let key_file = dir.join("gateway.key");
@@ -463,6 +449,105 @@ fn the_gateway_reaches_the_api_through_the_policys_proxy_and_ca_files() {
     let stderr = String::from_utf8_lossy(&stderr);
     let answer = answer.unwrap_or_else(|e| panic!("the gateway did not listen ({e}): {stderr}"));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}\n{stderr}");
+    answer
+}
+
+/// The TLS stand-in for the API behind a proxy: the token endpoint and a
+/// Messages API.
+fn api_behind_a_proxy(setup: &Setup) -> HttpsServer {
+    let issue = token_endpoint(3600);
+    HttpsServer::start(
+        setup.ca.server_cert(&[PROXIED], Validity::Current),
+        move |request| match request.path.as_str() {
+            "/v1/oauth/token" => issue(request),
+            _ => Reply::json(200, &json!({"id": "msg_through_the_proxy"})),
+        },
+    )
+}
+
+#[test]
+fn the_gateway_reaches_the_api_through_an_https_proxy_with_credentials() {
+    let setup = Setup::new();
+    let server = api_behind_a_proxy(&setup);
+    let proxy = tunnel(Some("svc:tls-proxy-pass"));
+    let front = TlsFront::start(
+        setup.ca.server_cert(&["127.0.0.1"], Validity::Current),
+        proxy.port(),
+    );
+    let origin = format!("https://{PROXIED}:{}", server.port());
+    let pinned = format!(
+        "{}\nproxy = {}",
+        ca_files_line(&setup.ca_file()),
+        q(format!(
+            "https://svc:tls-proxy-pass@127.0.0.1:{}",
+            front.port()
+        ))
+    );
+    let answer = post_through_gateway(&setup, &origin, &pinned);
+    assert!(answer.contains("msg_through_the_proxy"), "{answer}");
+    assert_eq!(front.handshakes(), 2, "TLS to the proxy, for each client");
+    let seen = proxy.seen();
+    assert_eq!(seen.len(), 2, "the exchange and the API request: {seen:?}");
+    for connect in &seen {
+        assert_eq!(
+            connect.request_line,
+            format!("CONNECT {PROXIED}:{} HTTP/1.1", server.port())
+        );
+        assert_eq!(
+            connect.authorization.as_deref(),
+            Some(format!("Basic {}", base64_encode(b"svc:tls-proxy-pass")).as_str())
+        );
+    }
+    let requests = server.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/v1/oauth/token", "/v1/messages"]);
+}
+
+#[test]
+fn the_gateway_reaches_the_api_through_a_socks5h_proxy_with_credentials() {
+    let setup = Setup::new();
+    let server = api_behind_a_proxy(&setup);
+    let proxy = SocksProxy::start(
+        only_the_proxy_resolves_the_proxied_name(),
+        Some(("svc", "s0cks-pass")),
+    );
+    let origin = format!("https://{PROXIED}:{}", server.port());
+    let pinned = format!(
+        "{}\nproxy = {}",
+        ca_files_line(&setup.ca_file()),
+        q(format!(
+            "socks5h://svc:s0cks-pass@127.0.0.1:{}",
+            proxy.port()
+        ))
+    );
+    let answer = post_through_gateway(&setup, &origin, &pinned);
+    assert!(answer.contains("msg_through_the_proxy"), "{answer}");
+    let through = SocksSeen {
+        destination: format!("{PROXIED}:{}", server.port()),
+        credentials: Some(("svc".into(), "s0cks-pass".into())),
+    };
+    assert_eq!(
+        proxy.seen(),
+        [through.clone(), through],
+        "the exchange and the API request, each by name"
+    );
+    let requests = server.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/v1/oauth/token", "/v1/messages"]);
+}
+
+#[test]
+fn the_gateway_reaches_the_api_through_the_policys_proxy_and_ca_files() {
+    let setup = Setup::new();
+    let server = api_behind_a_proxy(&setup);
+    let proxy = tunnel(None);
+    let origin = format!("https://{PROXIED}:{}", server.port());
+    let pinned = format!(
+        "{}\nproxy = {}",
+        ca_files_line(&setup.ca_file()),
+        q(format!("http://127.0.0.1:{}", proxy.port()))
+    );
+    let answer = post_through_gateway(&setup, &origin, &pinned);
     assert!(answer.contains("msg_through_the_proxy"), "{answer}");
     let seen = proxy.seen();
     assert_eq!(seen.len(), 2, "the exchange and the API request: {seen:?}");
