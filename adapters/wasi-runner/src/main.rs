@@ -50,8 +50,9 @@ fn main() -> ExitCode {
 /// its token.
 fn run() -> Result<String, String> {
     let config = config()?;
-    provider::Client::new(&config)
-        .and_then(|client| client.token())
+    let client = provider::Client::new(&config).map_err(|e| describe(&e))?;
+    client
+        .token()
         .map(|token| token.token)
         .map_err(|e| describe(&e))
 }
