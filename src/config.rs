@@ -229,7 +229,7 @@ fn identity_source(source: &Map<String, Value>) -> Result<IdentitySource, Error>
                 SOURCE,
                 format!(
                     "has several sources ({}); keep exactly one",
-                    several.join(", ")
+                    crate::text::join(several, ", ")
                 ),
             ));
         }
@@ -452,7 +452,7 @@ fn allow_only(map: &Map<String, Value>, parent: &str, allowed: &[&str]) -> Resul
             path(parent, unknown),
             format!(
                 "is not a known field; expected one of: {}",
-                allowed.join(", ")
+                crate::text::join(allowed, ", ")
             ),
         )),
         None => Ok(()),

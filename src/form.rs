@@ -29,11 +29,12 @@ pub(crate) fn encode_except(text: &str, keep: &[u8]) -> String {
 
 /// A form body: `name=value` pairs, encoded, joined with `&`.
 pub(crate) fn body(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+    crate::text::join(
+        pairs
+            .iter()
+            .map(|(name, value)| format!("{}={}", encode(name), encode(value))),
+        "&",
+    )
 }
 
 #[cfg(test)]

@@ -1,10 +1,8 @@
 //! Signed JWTs for OAuth client assertions (`private_key_jwt`): ES256 with a
-//! P-256 key in a PKCS#8 PEM file.
-//!
-//! RS256 is not offered: the RustCrypto `rsa` crate would take the component
-//! over its 400 KiB limit (see the README), and the authorization servers that
-//! take `private_key_jwt` (Okta, Entra ID, Keycloak) all accept ES256. An RSA
-//! key is refused with an error that says so.
+//! P-256 key or RS256 with an RSA key (2048 to 4096 bits), either in a PKCS#8
+//! PEM file; the key's type decides the algorithm.
+
+mod rs256;
 
 use std::fmt;
 
@@ -17,15 +15,17 @@ const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 /// `id-ecPublicKey`, the algorithm of a PKCS#8 elliptic-curve key.
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
-/// The JWS algorithm of every assertion.
-pub(crate) const ALGORITHM: &str = "ES256";
-
-/// A P-256 private key that signs JWTs. `Debug` shows the algorithm only.
-pub(crate) struct SigningKey(p256::ecdsa::SigningKey);
+/// A private key that signs JWTs. `Debug` shows the algorithm only.
+pub(crate) enum SigningKey {
+    /// ES256: ECDSA on P-256 with SHA-256.
+    Es256(p256::ecdsa::SigningKey),
+    /// RS256: RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256(rs256::RsaKey),
+}
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SigningKey({ALGORITHM})")
+        write!(f, "SigningKey({})", self.algorithm())
     }
 }
 
@@ -46,7 +46,11 @@ impl SigningKey {
                     "is an encrypted key; give an unencrypted PKCS#8 key (openssl pkcs8 -topk8 -nocrypt)",
                 ));
             }
-            "RSA PRIVATE KEY" => return Err(KeyError(RSA_REFUSED)),
+            "RSA PRIVATE KEY" => {
+                return Err(KeyError(
+                    "is a PKCS#1 RSA key; convert it to PKCS#8 (openssl pkcs8 -topk8 -nocrypt)",
+                ));
+            }
             "EC PRIVATE KEY" => {
                 return Err(KeyError(
                     "is a SEC1 key; convert it to PKCS#8 (openssl pkcs8 -topk8 -nocrypt)",
@@ -61,16 +65,19 @@ impl SigningKey {
         let info = PrivateKeyInfo::try_from(der.as_slice())
             .map_err(|_| KeyError("is not a valid PKCS#8 private key"))?;
         match info.algorithm.oid {
-            RSA_ENCRYPTION => return Err(KeyError(RSA_REFUSED)),
+            RSA_ENCRYPTION => {
+                return rs256::RsaKey::from_pkcs1_der(info.private_key).map(SigningKey::Rs256);
+            }
             EC_PUBLIC_KEY => {}
             _ => {
                 return Err(KeyError(
-                    "is not an elliptic-curve key; only ES256 (P-256, prime256v1) keys are supported",
+                    "is neither an RSA nor an elliptic-curve key; give an RS256 (RSA) or ES256 \
+                     (P-256, prime256v1) key",
                 ));
             }
         }
         p256::ecdsa::SigningKey::from_pkcs8_der(&der)
-            .map(SigningKey)
+            .map(SigningKey::Es256)
             .map_err(|_| {
                 KeyError(
                     "is not a P-256 key; only ES256 (P-256, prime256v1) keys are supported \
@@ -79,10 +86,19 @@ impl SigningKey {
             })
     }
 
+    /// The JWS algorithm: `ES256` or `RS256`.
+    pub(crate) fn algorithm(&self) -> &'static str {
+        match self {
+            SigningKey::Es256(_) => "ES256",
+            SigningKey::Rs256(_) => "RS256",
+        }
+    }
+
     /// A compact JWS of `claims` (a JSON object), with `kid` in the header
-    /// when given.
-    pub(crate) fn sign(&self, kid: Option<&str>, claims: &serde_json::Value) -> String {
-        let mut header = serde_json::json!({"alg": ALGORITHM, "typ": "JWT"});
+    /// when given; `None` when an RSA signature does not check out against
+    /// the key's public exponent.
+    pub(crate) fn sign(&self, kid: Option<&str>, claims: &serde_json::Value) -> Option<String> {
+        let mut header = serde_json::json!({"alg": self.algorithm(), "typ": "JWT"});
         if let Some(kid) = kid {
             header["kid"] = serde_json::Value::String(kid.to_string());
         }
@@ -91,18 +107,19 @@ impl SigningKey {
             Base64UrlUnpadded::encode_string(header.to_string().as_bytes()),
             Base64UrlUnpadded::encode_string(claims.to_string().as_bytes())
         );
-        let signature: p256::ecdsa::Signature = self.0.sign(signing_input.as_bytes());
-        format!(
+        let signature = match self {
+            SigningKey::Es256(key) => {
+                let signature: p256::ecdsa::Signature = key.sign(signing_input.as_bytes());
+                signature.to_bytes().to_vec()
+            }
+            SigningKey::Rs256(key) => key.sign(signing_input.as_bytes())?,
+        };
+        Some(format!(
             "{signing_input}.{}",
-            Base64UrlUnpadded::encode_string(&signature.to_bytes())
-        )
+            Base64UrlUnpadded::encode_string(&signature)
+        ))
     }
 }
-
-/// Why an RSA key is refused, and what to give instead.
-const RSA_REFUSED: &str = "is an RSA key; RS256 is not supported: give an ES256 (P-256, prime256v1) \
-     key in PKCS#8 PEM (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256) and \
-     register its public key with the client";
 
 /// The PEM text without surrounding white space (editors add a final
 /// newline or two; the PEM decoder wants the boundaries exactly).

@@ -64,6 +64,34 @@ pub(crate) fn redact_credentials(text: &str) -> String {
     out
 }
 
+/// `parts` joined with `separator`.
+///
+/// The component's own, rather than `[T]::join`, and [`sort_small`] rather
+/// than the slice sorts: std's generic versions cost a few KiB each in a
+/// component that must stay under 400 KiB, for lists of a handful of items.
+pub(crate) fn join<S: AsRef<str>>(parts: impl IntoIterator<Item = S>, separator: &str) -> String {
+    let mut joined = String::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            joined.push_str(separator);
+        }
+        joined.push_str(part.as_ref());
+    }
+    joined
+}
+
+/// Sorts `items` by `key`, stably (an insertion sort: the lists sorted here
+/// are headers, query parameters and secret values, a few items each).
+pub(crate) fn sort_small<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && key(&items[j - 1]) > key(&items[j]) {
+            items.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
 /// A field name that the top-level JSON object in `bytes` gives more than
 /// once, if any (the first such name, for an error message).
 ///
@@ -174,6 +202,15 @@ pub(crate) fn field_name(name: &str, known: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_and_sort_small() {
+        assert_eq!(join(["a", "b", "c"], ", "), "a, b, c");
+        assert_eq!(join(Vec::<String>::new(), "&"), "");
+        let mut items = vec![(3, 'a'), (1, 'b'), (3, 'c'), (2, 'd'), (1, 'e')];
+        sort_small(&mut items, |item| item.0);
+        assert_eq!(items, [(1, 'b'), (1, 'e'), (2, 'd'), (3, 'a'), (3, 'c')]);
+    }
 
     #[test]
     fn cuts_on_a_character_boundary() {

@@ -51,7 +51,13 @@ pub(super) fn read(
             key_id,
         } => {
             let key = signing_key(caps, private_key_file, fail)?;
-            let assertion = client_assertion(caps, source, &key, key_id.as_deref());
+            let assertion =
+                client_assertion(caps, source, &key, key_id.as_deref()).ok_or_else(|| {
+                    fail(format!(
+                        "private_key_file {private_key_file} holds an RSA key whose numbers do not \
+                         belong together (its signature does not verify)"
+                    ))
+                })?;
             pairs.push(("client_assertion_type", ASSERTION_TYPE.into()));
             pairs.push(("client_assertion", assertion.expose().into()));
             assertion
@@ -146,13 +152,14 @@ fn client_secret(caps: &impl Capabilities, name: &str, fail: Fail<'_>) -> Result
 }
 
 /// A signed client assertion: `iss` = `sub` = the client id, `aud` = the
-/// token URL, valid for [`ASSERTION_LIFETIME_SECS`], with a unique `jti`.
+/// token URL, valid for [`ASSERTION_LIFETIME_SECS`], with a unique `jti`;
+/// `None` when the key's signature does not verify.
 fn client_assertion(
     caps: &impl Capabilities,
     source: &OauthSource,
     key: &SigningKey,
     kid: Option<&str>,
-) -> Secret {
+) -> Option<Secret> {
     let now_ms = caps.now_millis();
     let iat = now_ms / 1000;
     // There is no random import: the jti is a hash of the wall clock (ms),
@@ -186,7 +193,7 @@ fn client_assertion(
         "exp": iat + ASSERTION_LIFETIME_SECS,
         "jti": jti,
     });
-    Secret::new(key.sign(kid, &claims))
+    key.sign(kid, &claims).map(Secret::new)
 }
 
 /// A request header.

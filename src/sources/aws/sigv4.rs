@@ -159,11 +159,11 @@ fn canonical_headers(request: &Request<'_>) -> (String, String) {
                 .map(|(n, v)| (n.as_str(), v.as_str())),
         )
         .map(|(name, value)| {
-            let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+            let value = crate::text::join(value.split_whitespace(), " ");
             (name.to_ascii_lowercase(), value)
         })
         .collect();
-    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    crate::text::sort_small(&mut headers, |header| header.0.clone());
     let mut lines: Vec<(String, String)> = Vec::new();
     for (name, value) in headers {
         match lines.last_mut() {
@@ -178,11 +178,7 @@ fn canonical_headers(request: &Request<'_>) -> (String, String) {
         .iter()
         .map(|(name, value)| format!("{name}:{value}\n"))
         .collect();
-    let signed = lines
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
+    let signed = crate::text::join(lines.iter().map(|(name, _)| name), ";");
     (canonical, signed)
 }
 
@@ -200,7 +196,7 @@ fn canonical_path(path: &str) -> String {
             other => segments.push(other),
         }
     }
-    let normalized = format!("/{}", segments.join("/"));
+    let normalized = format!("/{}", crate::text::join(segments, "/"));
     encode_except(&normalized, b"/")
 }
 
@@ -217,12 +213,11 @@ fn canonical_query(query: &str) -> String {
             )
         })
         .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    crate::text::sort_small(&mut pairs, |pair| pair.clone());
+    crate::text::join(
+        pairs.iter().map(|(name, value)| format!("{name}={value}")),
+        "&",
+    )
 }
 
 /// `%XX` sequences decoded; anything else (a lone `%` included) kept.

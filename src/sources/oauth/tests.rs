@@ -133,6 +133,25 @@ fn a_p256_key_signs_an_es256_client_assertion() {
 }
 
 #[test]
+fn an_rsa_key_signs_an_rs256_client_assertion() {
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::Verifier;
+    let (header, claims, input, signature) = assertion_with(RSA_KEY, Some("key-1"));
+    assert_eq!(
+        header,
+        json!({"alg": "RS256", "typ": "JWT", "kid": "key-1"})
+    );
+    assert_eq!(claims["iss"], "0oa-client");
+    let public = rsa::RsaPrivateKey::from_pkcs8_pem(RSA_KEY)
+        .unwrap()
+        .to_public_key();
+    let signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap();
+    rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(public)
+        .verify(input.as_bytes(), &signature)
+        .unwrap();
+}
+
+#[test]
 fn each_assertion_has_a_new_jti_and_no_kid_unless_given() {
     let (header, claims, _, _) = assertion_with(P256_KEY, None);
     assert_eq!(header, json!({"alg": "ES256", "typ": "JWT"}));
@@ -212,11 +231,7 @@ fn refusals_and_bad_keys_never_show_a_secret() {
         ("not a key", "is not a PEM file"),
         (
             &RSA_KEY.replace("PRIVATE KEY", "RSA PRIVATE KEY") as &str,
-            "is an RSA key; RS256 is not supported: give an ES256 (P-256, prime256v1) key",
-        ),
-        (
-            RSA_KEY,
-            "is an RSA key; RS256 is not supported: give an ES256 (P-256, prime256v1) key",
+            "is a PKCS#1 RSA key; convert it to PKCS#8",
         ),
         (
             &P256_KEY.replace("PRIVATE KEY", "EC PRIVATE KEY") as &str,

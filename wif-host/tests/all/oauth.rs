@@ -53,11 +53,44 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The public key a stand-in verifies client assertions with.
+enum Public {
+    /// ES256.
+    P256(p256::ecdsa::VerifyingKey),
+    /// RS256, verified by the `rsa` crate.
+    Rsa(rsa::pkcs1v15::VerifyingKey<rsa::sha2::Sha256>),
+}
+
+impl Public {
+    fn algorithm(&self) -> &'static str {
+        match self {
+            Public::P256(_) => "ES256",
+            Public::Rsa(_) => "RS256",
+        }
+    }
+
+    fn verify(&self, input: &[u8], signature: &[u8]) -> Result<(), String> {
+        match self {
+            Public::P256(key) => {
+                let signature =
+                    p256::ecdsa::Signature::from_slice(signature).map_err(|e| e.to_string())?;
+                key.verify(input, &signature)
+            }
+            Public::Rsa(key) => {
+                let signature =
+                    rsa::pkcs1v15::Signature::try_from(signature).map_err(|e| e.to_string())?;
+                key.verify(input, &signature)
+            }
+        }
+        .map_err(|_| "bad signature".to_string())
+    }
+}
+
 /// Checks a `private_key_jwt` grant: the signature with `public`, the claims
 /// against `token_url`, a `jti` not in `seen`. The reason when it fails.
 fn check_assertion(
     request: &Recorded,
-    public: &p256::ecdsa::VerifyingKey,
+    public: &Public,
     token_url: &str,
     seen: &Mutex<HashSet<String>>,
 ) -> Result<(), String> {
@@ -79,15 +112,12 @@ fn check_assertion(
         serde_json::from_slice(&bytes).map_err(|e| e.to_string())
     };
     let (header, claims) = (part(header)?, part(claims)?);
-    if header["alg"] != "ES256" || header["kid"] != "client-key-1" {
+    if header["alg"] != public.algorithm() || header["kid"] != "client-key-1" {
         return Err(format!("header {header}"));
     }
     let signature = Base64UrlUnpadded::decode_vec(signature).map_err(|e| e.to_string())?;
-    let signature = p256::ecdsa::Signature::from_slice(&signature).map_err(|e| e.to_string())?;
     let input = &jwt[..jwt.rfind('.').unwrap_or_default()];
-    public
-        .verify(input.as_bytes(), &signature)
-        .map_err(|_| "bad signature".to_string())?;
+    public.verify(input.as_bytes(), &signature)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -111,7 +141,7 @@ fn check_assertion(
 
 /// An authorization server stand-in for `private_key_jwt` with `public`:
 /// [`JWT`] as the access token for a valid grant, `invalid_client` else.
-fn key_server(public: p256::ecdsa::VerifyingKey) -> (LoopbackServer, Arc<Mutex<HashSet<String>>>) {
+fn key_server(public: Public) -> (LoopbackServer, Arc<Mutex<HashSet<String>>>) {
     let seen = Arc::new(Mutex::new(HashSet::new()));
     let jtis = Arc::clone(&seen);
     let url = Arc::new(Mutex::new(String::new()));
@@ -173,7 +203,7 @@ fn token(config: &Path, env: &[(&str, &str)]) -> anthropic_wif_test_support::Cli
 fn okta_example_signs_a_verified_es256_client_assertion_with_a_new_jti_each_time() {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let public = p256::ecdsa::VerifyingKey::from_sec1_bytes(key.public_key_raw()).unwrap();
-    let (idp, seen) = key_server(public);
+    let (idp, seen) = key_server(Public::P256(public));
     let tokens = token_server();
     let files = Files::new();
     let key_file = files.write("okta-client.pem", key.serialize_pem());
@@ -217,20 +247,28 @@ fn okta_example_signs_a_verified_es256_client_assertion_with_a_new_jti_each_time
 }
 
 #[test]
-fn an_rsa_key_is_refused_naming_the_field_and_es256() {
+fn an_rsa_key_signs_an_rs256_client_assertion_the_rsa_crate_verifies() {
+    use rsa::pkcs8::DecodePrivateKey;
     // rcgen (with ring) does not generate RSA keys: the component's test key.
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../src/sources/oauth/testdata/rsa-test-key.pem");
+    let pem = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/jwt/testdata/rsa-2048.pem"),
+    )
+    .unwrap();
+    let private = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap();
+    let (idp, seen) = key_server(Public::Rsa(rsa::pkcs1v15::VerifyingKey::new(
+        private.to_public_key(),
+    )));
     let files = Files::new();
-    let key_file = files.write("rsa.pem", std::fs::read_to_string(rsa).unwrap());
+    let key_file = files.write("rsa.pem", pem);
     let tokens = token_server();
-    let config = okta_example(&files, &tokens.url(), "https://idp.invalid/t", |source| {
+    let token_url = format!("{}/oauth2/default/v1/token", idp.url());
+    let config = okta_example(&files, &tokens.url(), &token_url, |source| {
         source["private_key_file"] = json!(key_file.to_str().unwrap());
     });
     let run = token(&config, &[]);
-    assert_ne!(run.code, Some(0));
-    assert!(run.stderr.contains("private_key_file"), "{}", run.stderr);
-    assert!(run.stderr.contains("ES256 (P-256"), "{}", run.stderr);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(assertion_of(&exchanges(&tokens)[0]), JWT);
 }
 
 #[test]
