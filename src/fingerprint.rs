@@ -21,12 +21,13 @@ impl Fingerprint {
     /// formatting machinery: the component returns it with every token.
     pub fn to_hex(&self) -> String {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = String::with_capacity(64);
-        for byte in self.0 {
-            hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+        let mut hex = [0u8; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
         }
-        hex
+        // Hex digits are ASCII: the conversion cannot fail.
+        String::from_utf8(hex.to_vec()).unwrap_or_default()
     }
 
     /// Reads 64 hex digits (either case); `None` for anything else.

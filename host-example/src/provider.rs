@@ -96,18 +96,9 @@ pub struct ProviderBuilder {
     token_cache: Option<(TokenCache, PolicyOrigin)>,
     spread: RefreshSpread,
     pooled_instances: Option<u32>,
-    concurrency_support: bool,
 }
 
 impl ProviderBuilder {
-    /// Turns wasmtime's support for the component model's async features
-    /// on or off (default off: this component does not use them, and on,
-    /// they cost every call a few hundred nanoseconds). For measurement.
-    pub fn concurrency_support(mut self, enable: bool) -> Self {
-        self.concurrency_support = enable;
-        self
-    }
-
     /// Takes instances from a pool of `instances` slots, made once with the
     /// engine, with copy-on-write memory images (the default, with
     /// [`DEFAULT_POOLED_INSTANCES`]); `None` allocates each instance on
@@ -185,12 +176,7 @@ impl ProviderBuilder {
     /// Compiles and links the component.
     pub fn build(self) -> Result<Provider, Error> {
         let load = |e: wasmtime::Error| Error::Load(format!("{e:#}"));
-        let engine = engine(
-            self.pooled_instances,
-            self.memory_limit,
-            self.concurrency_support,
-        )
-        .map_err(load)?;
+        let engine = engine(self.pooled_instances, self.memory_limit).map_err(load)?;
         let bytes = self.component.as_deref().unwrap_or(EMBEDDED_COMPONENT);
         let component = match &self.compile_cache {
             Some(dir) => compile_cache::load_or_compile(&engine, bytes, dir),
@@ -225,17 +211,14 @@ impl ProviderBuilder {
 }
 
 /// The engine: epoch interruption on, the component model's async support
-/// as asked (off by default), and instances from a pool of
-/// `pooled_instances` slots when the system grants the pool's address space
-/// (else on demand).
-fn engine(
-    pooled_instances: Option<u32>,
-    memory_limit: usize,
-    concurrency_support: bool,
-) -> wasmtime::Result<Engine> {
+/// off (this build of wasmtime does not even compile it in: no
+/// `component-model-async` feature; a build that does would pay for it on
+/// every call), and instances from a pool of `pooled_instances` slots when
+/// the system grants the pool's address space (else on demand).
+fn engine(pooled_instances: Option<u32>, memory_limit: usize) -> wasmtime::Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
-    config.concurrency_support(concurrency_support);
+    config.concurrency_support(false);
     if let Some(instances) = pooled_instances {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(instances)
@@ -337,7 +320,6 @@ impl Provider {
             token_cache: None,
             spread: RefreshSpread::random(),
             pooled_instances: Some(DEFAULT_POOLED_INSTANCES),
-            concurrency_support: false,
         }
     }
 

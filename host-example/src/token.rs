@@ -57,12 +57,16 @@ pub struct AssertionFingerprint([u8; 32]);
 impl AssertionFingerprint {
     /// Reads 64 hex digits; `None` for anything else.
     pub fn from_hex(hex: &str) -> Option<AssertionFingerprint> {
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
+        let digits: &[u8; 64] = hex.as_bytes().try_into().ok()?;
+        let nibble = |digit: u8| match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            b'A'..=b'F' => Some(digit - b'A' + 10),
+            _ => None,
+        };
         let mut bytes = [0u8; 32];
-        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
-            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
         }
         Some(AssertionFingerprint(bytes))
     }

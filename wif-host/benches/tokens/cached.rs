@@ -71,14 +71,7 @@ impl Bench {
             "the cached rows made exchanges"
         );
 
-        let component = runs(REPS, || {
-            let batch = 2_000;
-            let start = Instant::now();
-            for _ in 0..batch {
-                let _ = black_box(black_box(&client).token_uncached());
-            }
-            Ok(per_call(start.elapsed(), batch))
-        })?;
+        let component = through_component(&client)?;
         table.row(
             "through the component (Client::token_uncached, component cache hit)",
             Kind::Time,
@@ -192,6 +185,19 @@ impl Bench {
         }
         Ok(())
     }
+}
+
+/// `Client::token_uncached` on a component cache hit, per call: one trip
+/// through the component.
+pub(crate) fn through_component(client: &Client) -> anyhow::Result<Stats> {
+    runs(REPS, || {
+        let batch = 2_000;
+        let start = Instant::now();
+        for _ in 0..batch {
+            let _ = black_box(black_box(client).token_uncached());
+        }
+        Ok(per_call(start.elapsed(), batch))
+    })
 }
 
 /// The per-call figures of one multi-threaded batch, in nanoseconds.

@@ -43,7 +43,7 @@ mod python_sdk;
 mod table;
 
 use anthropic_wif_test_support::machine::{load_average, machine};
-use cached::threaded;
+use cached::{threaded, through_component};
 use cli::wif_host_binary;
 use exchange::bare_agent;
 use native::NativeCaps;

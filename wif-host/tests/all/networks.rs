@@ -465,6 +465,23 @@ fn api_behind_a_proxy(setup: &Setup) -> HttpsServer {
     )
 }
 
+/// The policy lines that trust the setup's CA and send everything through
+/// `proxy_url`.
+fn through_proxy(setup: &Setup, proxy_url: String) -> String {
+    format!(
+        "{}\nproxy = {}",
+        ca_files_line(&setup.ca_file()),
+        q(proxy_url)
+    )
+}
+
+/// The API stand-in saw the exchange, then the Messages request.
+fn assert_exchange_then_message(server: &HttpsServer) {
+    let requests = server.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/v1/oauth/token", "/v1/messages"]);
+}
+
 #[test]
 fn the_gateway_reaches_the_api_through_an_https_proxy_with_credentials() {
     let setup = Setup::new();
@@ -475,13 +492,9 @@ fn the_gateway_reaches_the_api_through_an_https_proxy_with_credentials() {
         proxy.port(),
     );
     let origin = format!("https://{PROXIED}:{}", server.port());
-    let pinned = format!(
-        "{}\nproxy = {}",
-        ca_files_line(&setup.ca_file()),
-        q(format!(
-            "https://svc:tls-proxy-pass@127.0.0.1:{}",
-            front.port()
-        ))
+    let pinned = through_proxy(
+        &setup,
+        format!("https://svc:tls-proxy-pass@127.0.0.1:{}", front.port()),
     );
     let answer = post_through_gateway(&setup, &origin, &pinned);
     assert!(answer.contains("msg_through_the_proxy"), "{answer}");
@@ -498,9 +511,7 @@ fn the_gateway_reaches_the_api_through_an_https_proxy_with_credentials() {
             Some(format!("Basic {}", base64_encode(b"svc:tls-proxy-pass")).as_str())
         );
     }
-    let requests = server.requests();
-    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
-    assert_eq!(paths, ["/v1/oauth/token", "/v1/messages"]);
+    assert_exchange_then_message(&server);
 }
 
 #[test]
@@ -512,13 +523,9 @@ fn the_gateway_reaches_the_api_through_a_socks5h_proxy_with_credentials() {
         Some(("svc", "s0cks-pass")),
     );
     let origin = format!("https://{PROXIED}:{}", server.port());
-    let pinned = format!(
-        "{}\nproxy = {}",
-        ca_files_line(&setup.ca_file()),
-        q(format!(
-            "socks5h://svc:s0cks-pass@127.0.0.1:{}",
-            proxy.port()
-        ))
+    let pinned = through_proxy(
+        &setup,
+        format!("socks5h://svc:s0cks-pass@127.0.0.1:{}", proxy.port()),
     );
     let answer = post_through_gateway(&setup, &origin, &pinned);
     assert!(answer.contains("msg_through_the_proxy"), "{answer}");
@@ -531,9 +538,7 @@ fn the_gateway_reaches_the_api_through_a_socks5h_proxy_with_credentials() {
         [through.clone(), through],
         "the exchange and the API request, each by name"
     );
-    let requests = server.requests();
-    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
-    assert_eq!(paths, ["/v1/oauth/token", "/v1/messages"]);
+    assert_exchange_then_message(&server);
 }
 
 #[test]
@@ -542,11 +547,7 @@ fn the_gateway_reaches_the_api_through_the_policys_proxy_and_ca_files() {
     let server = api_behind_a_proxy(&setup);
     let proxy = tunnel(None);
     let origin = format!("https://{PROXIED}:{}", server.port());
-    let pinned = format!(
-        "{}\nproxy = {}",
-        ca_files_line(&setup.ca_file()),
-        q(format!("http://127.0.0.1:{}", proxy.port()))
-    );
+    let pinned = through_proxy(&setup, format!("http://127.0.0.1:{}", proxy.port()));
     let answer = post_through_gateway(&setup, &origin, &pinned);
     assert!(answer.contains("msg_through_the_proxy"), "{answer}");
     let seen = proxy.seen();
@@ -717,13 +718,9 @@ fn a_pinned_socks5h_proxy_with_credentials_carries_the_token_request_by_name() {
         Some(("svc", "s0cks-pass")),
     );
     let origin = format!("https://{PROXIED}:{}", server.port());
-    let pinned = format!(
-        "{}\nproxy = {}",
-        ca_files_line(&setup.ca_file()),
-        q(format!(
-            "socks5h://svc:s0cks-pass@127.0.0.1:{}",
-            proxy.port()
-        ))
+    let pinned = through_proxy(
+        &setup,
+        format!("socks5h://svc:s0cks-pass@127.0.0.1:{}", proxy.port()),
     );
     assert_eq!(
         setup
