@@ -76,6 +76,9 @@ pub const TOKEN_CACHE_WAIT_MARGIN: Duration = Duration::from_secs(5);
 /// [`Provider::with_policy`] shares the engine). Past this, instantiation
 /// fails with an error that names the pool.
 pub const DEFAULT_POOLED_INSTANCES: u32 = 64;
+/// How much of a pooled slot's memory (and table) stays mapped between
+/// instances.
+const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 /// A variable of this process's environment, as the `get-env` capability
 /// reads it (the token cache binds entries to these values).
 pub(crate) fn env_var(name: &str) -> Option<String> {
@@ -225,7 +228,12 @@ fn engine(pooled_instances: Option<u32>, memory_limit: usize) -> wasmtime::Resul
             .total_core_instances(instances.saturating_mul(4))
             .total_memories(instances)
             .total_tables(instances.saturating_mul(2))
-            .max_memory_size(memory_limit);
+            .max_memory_size(memory_limit)
+            // A reused slot keeps its first pages mapped and is reset with
+            // memset, so a fresh instance's first call does not fault its
+            // stack and heap in page by page.
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&config) {
             Ok(engine) => return Ok(engine),
@@ -363,6 +371,17 @@ impl Provider {
             clients: RwLock::new(ClientMap::default()),
             local: ThreadLocal::new(),
         }
+    }
+
+    /// Instantiates the component now, if it has no live instance yet (the
+    /// first call would otherwise): a host that starts serving at once
+    /// calls it at start-up.
+    pub fn warm_up(&self) -> Result<(), Error> {
+        let mut instance = self.inner.lock_instance();
+        if instance.is_none() {
+            *instance = Some(self.inner.instantiate()?);
+        }
+        Ok(())
     }
 
     /// A prepared handle on the `auth` block `config_json`, validated now:
