@@ -19,8 +19,9 @@ const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10
 pub(crate) enum SigningKey {
     /// ES256: ECDSA on P-256 with SHA-256.
     Es256(p256::ecdsa::SigningKey),
-    /// RS256: RSASSA-PKCS1-v1_5 with SHA-256.
-    Rs256(rs256::RsaKey),
+    /// RS256: RSASSA-PKCS1-v1_5 with SHA-256 (boxed: its numbers take about
+    /// 3 KB).
+    Rs256(Box<rs256::RsaKey>),
 }
 
 impl fmt::Debug for SigningKey {
@@ -66,7 +67,8 @@ impl SigningKey {
             .map_err(|_| KeyError("is not a valid PKCS#8 private key"))?;
         match info.algorithm.oid {
             RSA_ENCRYPTION => {
-                return rs256::RsaKey::from_pkcs1_der(info.private_key).map(SigningKey::Rs256);
+                return rs256::RsaKey::from_pkcs1_der(info.private_key)
+                    .map(|key| SigningKey::Rs256(Box::new(key)));
             }
             EC_PUBLIC_KEY => {}
             _ => {
