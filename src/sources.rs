@@ -298,7 +298,7 @@ fn expanded_secrets(
         );
     }
     // Longest first, so a secret is replaced whole before any of its pieces.
-    crate::text::sort_small(&mut secrets, |s| std::cmp::Reverse(s.len()));
+    crate::text::sort_small(&mut secrets, |a, b| a.len() < b.len());
     secrets
 }
 

@@ -80,12 +80,13 @@ pub(crate) fn join<S: AsRef<str>>(parts: impl IntoIterator<Item = S>, separator:
     joined
 }
 
-/// Sorts `items` by `key`, stably (an insertion sort: the lists sorted here
-/// are headers, query parameters and secret values, a few items each).
-pub(crate) fn sort_small<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
+/// Sorts `items` stably so that no item comes before one it `follows`
+/// (an insertion sort: the lists sorted here are headers, query parameters
+/// and secret values, a few items each; comparing in place copies nothing).
+pub(crate) fn sort_small<T>(items: &mut [T], follows: impl Fn(&T, &T) -> bool) {
     for i in 1..items.len() {
         let mut j = i;
-        while j > 0 && key(&items[j - 1]) > key(&items[j]) {
+        while j > 0 && follows(&items[j - 1], &items[j]) {
             items.swap(j - 1, j);
             j -= 1;
         }
@@ -208,7 +209,7 @@ mod tests {
         assert_eq!(join(["a", "b", "c"], ", "), "a, b, c");
         assert_eq!(join(Vec::<String>::new(), "&"), "");
         let mut items = vec![(3, 'a'), (1, 'b'), (3, 'c'), (2, 'd'), (1, 'e')];
-        sort_small(&mut items, |item| item.0);
+        sort_small(&mut items, |a, b| a.0 > b.0);
         assert_eq!(items, [(1, 'b'), (1, 'e'), (2, 'd'), (3, 'a'), (3, 'c')]);
     }
 

@@ -18,7 +18,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use thread_local::ThreadLocal;
 use wasmtime::component::ResourceAny;
@@ -53,6 +53,9 @@ pub(crate) struct Shared {
     generation: AtomicU64,
     /// Each thread's copy of `held`.
     local: ThreadLocal<LocalHeld>,
+    /// What the config needs, asked once: the component lists it when the
+    /// client is made and it never changes.
+    needs: OnceLock<Requirements>,
 }
 
 /// A token and the moment (Unix seconds) this process stops serving it
@@ -95,6 +98,7 @@ impl Client {
                 held: RwLock::new(None),
                 generation: AtomicU64::new(1),
                 local: ThreadLocal::new(),
+                needs: OnceLock::new(),
             }),
         }
     }
@@ -164,7 +168,7 @@ impl Client {
     /// What the config needs from the host.
     pub fn requirements(&self) -> Result<Requirements, Error> {
         let mut instance = self.shared.inner.lock_instance();
-        self.shared.requirements(&mut instance)
+        self.shared.requirements(&mut instance).cloned()
     }
 
     /// The identity token (the assertion) the config's source produces now,
@@ -422,12 +426,16 @@ impl Shared {
         }
     }
 
-    /// The resource's `requirements`.
-    fn requirements(&self, instance: &mut Option<Live>) -> Result<Requirements, Error> {
+    /// The resource's `requirements`, asked of the component the first time
+    /// only.
+    fn requirements(&self, instance: &mut Option<Live>) -> Result<&Requirements, Error> {
+        if let Some(needs) = self.needs.get() {
+            return Ok(needs);
+        }
         let needs = self.call(instance, |client, store, me| {
             client.call_requirements(store, me)
         })?;
-        Ok(Requirements::from(needs))
+        Ok(self.needs.get_or_init(|| Requirements::from(needs)))
     }
 }
 

@@ -163,7 +163,7 @@ fn canonical_headers(request: &Request<'_>) -> (String, String) {
             (name.to_ascii_lowercase(), value)
         })
         .collect();
-    crate::text::sort_small(&mut headers, |header| header.0.clone());
+    crate::text::sort_small(&mut headers, |a, b| a.0 > b.0);
     let mut lines: Vec<(String, String)> = Vec::new();
     for (name, value) in headers {
         match lines.last_mut() {
@@ -213,7 +213,7 @@ fn canonical_query(query: &str) -> String {
             )
         })
         .collect();
-    crate::text::sort_small(&mut pairs, |pair| pair.clone());
+    crate::text::sort_small(&mut pairs, |a, b| a > b);
     crate::text::join(
         pairs.iter().map(|(name, value)| format!("{name}={value}")),
         "&",
