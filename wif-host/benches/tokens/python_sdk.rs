@@ -59,7 +59,13 @@ fn sdk_runs() -> anyhow::Result<(Vec<f64>, String)> {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))
             .context("creating the virtual environment")?;
     }
-    if run(Command::new(&python).args(["-c", "import anthropic"])).is_err() {
+    let installed = Command::new(&python)
+        .args(["-c", "import anthropic"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !installed {
         run(Command::new(&python).args([
             "-m",
             "pip",
