@@ -7,47 +7,50 @@ use sha2::{Digest, Sha256};
 
 use crate::secret::Secret;
 
-/// The SHA-256 of a whole assertion.
+/// The SHA-256 of a whole assertion, kept as its 64 lowercase hex digits:
+/// the component returns them with every token, so they are written once,
+/// when the assertion is read, not on every call.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint([u8; 32]);
+pub struct Fingerprint([u8; 64]);
 
 impl Fingerprint {
     /// The fingerprint of `assertion`.
     pub fn of(assertion: &Secret) -> Fingerprint {
-        Fingerprint(Sha256::digest(assertion.expose().as_bytes()).into())
-    }
-
-    /// The 64 lowercase hex digits (what `Display` prints), without the
-    /// formatting machinery: the component returns it with every token.
-    pub fn to_hex(&self) -> String {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digest: [u8; 32] = Sha256::digest(assertion.expose().as_bytes()).into();
         let mut hex = [0u8; 64];
-        for (pair, byte) in hex.chunks_exact_mut(2).zip(self.0) {
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
             pair[0] = DIGITS[usize::from(byte >> 4)];
             pair[1] = DIGITS[usize::from(byte & 0xf)];
         }
-        // Hex digits are ASCII: the conversion cannot fail.
-        String::from_utf8(hex.to_vec()).unwrap_or_default()
+        Fingerprint(hex)
+    }
+
+    /// The 64 lowercase hex digits (what `Display` prints).
+    pub fn as_str(&self) -> &str {
+        // Only hex digits are ever stored: the conversion cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The hex digits as an owned string.
+    pub fn to_hex(&self) -> String {
+        self.as_str().to_owned()
     }
 
     /// Reads 64 hex digits (either case); `None` for anything else.
     pub fn from_hex(hex: &str) -> Option<Fingerprint> {
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let digits: [u8; 64] = hex.as_bytes().try_into().ok()?;
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
             return None;
         }
-        let mut bytes = [0u8; 32];
-        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
-            let pair = std::str::from_utf8(pair).ok()?;
-            *byte = u8::from_str_radix(pair, 16).ok()?;
-        }
-        Some(Fingerprint(bytes))
+        Some(Fingerprint(digits.map(|digit| digit.to_ascii_lowercase())))
     }
 }
 
 /// 64 lowercase hex digits.
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(self.as_str())
     }
 }
 

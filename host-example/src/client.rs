@@ -25,6 +25,7 @@ use wasmtime::component::ResourceAny;
 
 use crate::bindings::exports::anthropic_wif::federation::provider as wit;
 use crate::error::Error;
+use crate::exports::Exports;
 use crate::provider::{Inner, Live, env_var};
 use crate::requirements::Requirements;
 use crate::token::{AccessToken, AssertionFingerprint, Secret};
@@ -179,7 +180,7 @@ impl Client {
     pub fn identity_token(&self) -> Result<Secret, Error> {
         let mut instance = self.shared.inner.lock_instance();
         let assertion = self.shared.call(&mut instance, |client, store, me| {
-            client.call_identity_token(store, me)
+            client.identity_token(store, me)
         })?;
         assertion
             .map(|assertion| Secret::new(&assertion))
@@ -240,8 +241,8 @@ impl Shared {
         if let Some(resource) = instance.as_ref().and_then(|l| l.resources.get(&self.id)) {
             return Ok(*resource);
         }
-        let made = self.inner.call(instance, |guest, store| {
-            guest.client().call_constructor(store, &self.config)
+        let made = self.inner.call(instance, |exports, store| {
+            exports.constructor(store, &self.config)
         })?;
         let resource = made.map_err(Error::from)?;
         if let Some(live) = instance.as_mut() {
@@ -255,14 +256,14 @@ impl Shared {
         &self,
         instance: &mut Option<Live>,
         f: impl FnOnce(
-            wit::GuestClient<'_>,
+            &Exports,
             &mut wasmtime::Store<crate::provider::StoreState>,
             ResourceAny,
         ) -> wasmtime::Result<R>,
     ) -> Result<R, Error> {
         let resource = self.resource(instance)?;
         self.inner
-            .call(instance, |guest, store| f(guest.client(), store, resource))
+            .call(instance, |exports, store| f(exports, store, resource))
     }
 
     /// Under the entry's lock: the token another process left in the token
@@ -318,7 +319,7 @@ impl Shared {
                     assertion_sha256: stored.assertion.to_string(),
                 };
                 self.call(instance, |client, store, me| {
-                    client.call_restore(store, me, &token)
+                    client.restore(store, me, &token)
                 })?;
             }
             Ok(None) => {}
@@ -357,9 +358,9 @@ impl Shared {
     ) -> Result<AccessToken, Error> {
         let result = self.call(instance, |client, store, me| {
             if seconds == 0 {
-                client.call_token(store, me)
+                client.token(store, me)
             } else {
-                client.call_token_valid_for(store, me, seconds)
+                client.token_valid_for(store, me, seconds)
             }
         })?;
         let token = result.map_err(|e| {
@@ -372,9 +373,32 @@ impl Shared {
             refresh_after = token.refresh_after,
             "token received"
         );
+        if let Some(held) = self.held_if_same(&token) {
+            return Ok(held);
+        }
         let token = checked(token)?;
         self.keep(token.clone());
         Ok(token)
+    }
+
+    /// The token held, when the component's answer is that token with the
+    /// same windows (a component cache hit) and this process may still
+    /// serve it: it is served as it is, with no copy, no new reference and
+    /// no change the other threads must see. Past its serving time the
+    /// answer goes through [`Shared::keep`], which picks the next one.
+    fn held_if_same(&self, answer: &wit::AccessToken) -> Option<AccessToken> {
+        let now = self.inner.ctx.clock().now_secs();
+        let held = self.held.read().unwrap_or_else(PoisonError::into_inner);
+        let held = held.as_ref().filter(|held| now < held.serve_until)?;
+        let held = &held.token;
+        (held.token.expose() == answer.token
+            && held.expires_at == answer.expires_at
+            && held.refresh_after == answer.refresh_after
+            && held.refresh_by == answer.refresh_by
+            && held.issued_at == answer.issued_at
+            && held.assertion.as_str() == answer.assertion_sha256
+            && answer.token_type.eq_ignore_ascii_case("bearer"))
+        .then(|| held.clone())
     }
 
     /// Holds `token` for every thread.
@@ -418,10 +442,10 @@ impl Shared {
         }
         match rejected {
             Some(rejected) => self.call(&mut instance, |client, store, me| {
-                client.call_invalidate_rejected(store, me, rejected.expose())
+                client.invalidate_rejected(store, me, rejected.expose())
             }),
             None => self.call(&mut instance, |client, store, me| {
-                client.call_invalidate(store, me)
+                client.invalidate(store, me)
             }),
         }
     }
@@ -432,9 +456,7 @@ impl Shared {
         if let Some(needs) = self.needs.get() {
             return Ok(needs);
         }
-        let needs = self.call(instance, |client, store, me| {
-            client.call_requirements(store, me)
-        })?;
+        let needs = self.call(instance, |client, store, me| client.requirements(store, me))?;
         Ok(self.needs.get_or_init(|| Requirements::from(needs)))
     }
 }

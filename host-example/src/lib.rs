@@ -47,6 +47,7 @@ pub mod clock;
 mod compile_cache;
 pub mod config_file;
 pub mod error;
+mod exports;
 pub mod local_file;
 pub mod local_host;
 pub mod net;

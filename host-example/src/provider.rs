@@ -24,7 +24,9 @@
 //! - The engine runs without the component model's async support (nothing
 //!   here needs it, and it costs every call), and instances come from a
 //!   pooling allocator with copy-on-write memory images
-//!   ([`ProviderBuilder::pooling`]); the figures are in `docs/BENCHMARKS.md`.
+//!   ([`ProviderBuilder::pooling`]); an instance looks each export up when
+//!   it first calls it (`exports.rs`), not all of them at
+//!   instantiation. The figures are in `docs/BENCHMARKS.md`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -32,7 +34,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thread_local::ThreadLocal;
 use wasmtime::component::{Component, Linker, ResourceAny};
@@ -41,13 +43,13 @@ use wasmtime::{
     StoreLimitsBuilder, UpdateDeadline,
 };
 
-use crate::bindings::exports::anthropic_wif::federation::provider as wit;
-use crate::bindings::{Federation, FederationPre};
+use crate::bindings::FederationPre;
 use crate::capabilities::{WifCtx, WifView, add_to_linker};
 use crate::client::Client;
-use crate::clock::Clock;
+use crate::clock::{Clock, CoarseInstant};
 use crate::compile_cache;
 use crate::error::Error;
+use crate::exports::{ExportIndices, Exports};
 use crate::policy::Policy;
 use crate::requirements::Requirements;
 use crate::spread::RefreshSpread;
@@ -192,8 +194,11 @@ impl ProviderBuilder {
             io_time: &mut state.io_time,
         })
         .map_err(load)?;
+        // `FederationPre::new` checks the types of the component's exports
+        // once; instances then look their functions up as they call them.
         let pre =
             FederationPre::new(linker.instantiate_pre(&component).map_err(load)?).map_err(load)?;
+        let exports = ExportIndices::new(&component).map_err(load)?;
         let mut ctx = WifCtx::builder().policy(self.policy);
         if let Some(clock) = self.clock {
             ctx = ctx.clock(clock);
@@ -202,6 +207,7 @@ impl ProviderBuilder {
         Ok(Provider::assemble(
             engine,
             pre,
+            exports,
             ctx.build(),
             Settings {
                 memory_limit: self.memory_limit,
@@ -265,6 +271,7 @@ pub struct Provider {
 pub(crate) struct Inner {
     engine: Engine,
     pre: FederationPre<StoreState>,
+    exports: ExportIndices,
     pub(crate) ctx: Arc<WifCtx>,
     pub(crate) settings: Settings,
     instance: Mutex<Option<Live>>,
@@ -300,7 +307,7 @@ impl fmt::Debug for Provider {
 /// A live instance, its store and the clients made in it.
 pub(crate) struct Live {
     store: Store<StoreState>,
-    bindings: Federation,
+    exports: Exports,
     /// Each client's resource in this instance, by client id.
     pub(crate) resources: HashMap<u64, ResourceAny>,
 }
@@ -310,7 +317,7 @@ pub(crate) struct StoreState {
     ctx: Arc<WifCtx>,
     limits: StoreLimits,
     io_time: Duration,
-    call_started: Instant,
+    call_started: CoarseInstant,
     call_budget: Duration,
 }
 
@@ -347,6 +354,7 @@ impl Provider {
         Provider::assemble(
             inner.engine.clone(),
             inner.pre.clone(),
+            inner.exports,
             ctx.build(),
             inner.settings.clone(),
         )
@@ -356,6 +364,7 @@ impl Provider {
     fn assemble(
         engine: Engine,
         pre: FederationPre<StoreState>,
+        exports: ExportIndices,
         ctx: WifCtx,
         settings: Settings,
     ) -> Provider {
@@ -363,6 +372,7 @@ impl Provider {
             inner: Arc::new(Inner {
                 engine,
                 pre,
+                exports,
                 ctx: Arc::new(ctx),
                 settings,
                 instance: Mutex::new(None),
@@ -508,7 +518,7 @@ impl Inner {
     pub(crate) fn call<R>(
         &self,
         slot: &mut Option<Live>,
-        f: impl FnOnce(&wit::Guest, &mut Store<StoreState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Exports, &mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> Result<R, Error> {
         let live = match slot {
             Some(live) => live,
@@ -516,13 +526,9 @@ impl Inner {
         };
         let state = live.store.data_mut();
         state.io_time = Duration::ZERO;
-        state.call_started = Instant::now();
+        state.call_started = CoarseInstant::now();
         live.store.set_epoch_deadline(1);
-        let result = f(
-            live.bindings.anthropic_wif_federation_provider(),
-            &mut live.store,
-        );
-        result.map_err(|trap| {
+        f(&live.exports, &mut live.store).map_err(|trap| {
             *slot = None;
             let error = Error::Component(describe_trap(&trap));
             tracing::warn!(%error, "dropping the component instance; the next call instantiates a fresh one");
@@ -538,7 +544,7 @@ impl Inner {
                 .trap_on_grow_failure(true)
                 .build(),
             io_time: Duration::ZERO,
-            call_started: Instant::now(),
+            call_started: CoarseInstant::now(),
             call_budget: self.settings.call_budget,
         };
         let mut store = Store::new(&self.engine, state);
@@ -555,16 +561,20 @@ impl Inner {
         // The call's time budget starts with its fresh instance, so a
         // machine busy enough to stretch instantiation past it is
         // interrupted there too: that is the budget, not a broken component.
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
-            if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-                Error::Component(describe_trap(&e))
-            } else {
-                Error::Load(format!("instantiating the component: {e:#}"))
-            }
-        })?;
+        let instance = self
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .map_err(|e| {
+                if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+                    Error::Component(describe_trap(&e))
+                } else {
+                    Error::Load(format!("instantiating the component: {e:#}"))
+                }
+            })?;
         Ok(Live {
             store,
-            bindings,
+            exports: Exports::new(instance, self.exports),
             resources: HashMap::new(),
         })
     }

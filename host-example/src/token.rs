@@ -50,32 +50,35 @@ pub struct AccessToken {
 }
 
 /// The SHA-256 of an identity assertion, as the component reports it: it
-/// tells assertions apart and cannot be turned back into one.
+/// tells assertions apart and cannot be turned back into one. Kept as its 64
+/// lowercase hex digits, the form the component and the token cache use, so
+/// that comparing it with the component's answer needs no decoding.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct AssertionFingerprint([u8; 32]);
+pub struct AssertionFingerprint([u8; 64]);
 
 impl AssertionFingerprint {
-    /// Reads 64 hex digits; `None` for anything else.
+    /// Reads 64 hex digits (either case); `None` for anything else.
     pub fn from_hex(hex: &str) -> Option<AssertionFingerprint> {
-        let digits: &[u8; 64] = hex.as_bytes().try_into().ok()?;
-        let nibble = |digit: u8| match digit {
-            b'0'..=b'9' => Some(digit - b'0'),
-            b'a'..=b'f' => Some(digit - b'a' + 10),
-            b'A'..=b'F' => Some(digit - b'A' + 10),
-            _ => None,
-        };
-        let mut bytes = [0u8; 32];
-        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
-            *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        let digits: [u8; 64] = hex.as_bytes().try_into().ok()?;
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return None;
         }
-        Some(AssertionFingerprint(bytes))
+        Some(AssertionFingerprint(
+            digits.map(|digit| digit.to_ascii_lowercase()),
+        ))
+    }
+
+    /// The 64 lowercase hex digits.
+    pub fn as_str(&self) -> &str {
+        // Only hex digits are ever stored: the conversion cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 /// 64 lowercase hex digits.
 impl fmt::Display for AssertionFingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(self.as_str())
     }
 }
 
@@ -179,6 +182,9 @@ mod tests {
         let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         let fingerprint = AssertionFingerprint::from_hex(hex).unwrap();
         assert_eq!(fingerprint.to_string(), hex);
+        let upper = AssertionFingerprint::from_hex(&hex.to_uppercase()).unwrap();
+        assert_eq!(upper, fingerprint);
+        assert_eq!(upper.as_str(), hex);
         for bad in ["", "ab", &"+a".repeat(32), &"g".repeat(64), &"é".repeat(32)] {
             assert_eq!(AssertionFingerprint::from_hex(bad), None, "{bad}");
         }

@@ -103,6 +103,39 @@ fn two_calls_make_one_exchange() {
 }
 
 #[test]
+fn asking_the_component_again_serves_the_held_token_until_its_answer_changes() {
+    let tokens = token_server();
+    let s = setup(&tokens);
+    // Issued half a second into a second: the component's windows end
+    // half a second after the whole seconds the host is told.
+    s.clock.advance(Duration::from_millis(500));
+    let client = s.provider.client(&s.config).unwrap();
+    let held = client.token().unwrap();
+
+    // A component cache hit: the same token and windows, served as held.
+    assert_eq!(client.token_uncached().unwrap(), held);
+    assert_eq!(client.token().unwrap(), held);
+
+    // Past the host's serving time (refresh_after, no spread) but before
+    // the component's advisory window: the component answers the same.
+    s.clock
+        .advance(Duration::from_secs(EXPIRES_IN - 120) - Duration::from_millis(300));
+    assert_eq!(client.token().unwrap(), held);
+    assert_eq!(client.token_uncached().unwrap(), held);
+    assert_eq!(exchanges(&tokens).len(), 1);
+
+    // Then a refresh: the new answer replaces the held token for every
+    // later call, whichever path asks.
+    s.rotate();
+    s.clock.advance(Duration::from_secs(1));
+    let refreshed = client.token_uncached().unwrap();
+    assert_eq!(refreshed.token.expose(), "sk-ant-oat01-demo-2");
+    assert_eq!(client.token().unwrap(), refreshed);
+    assert_eq!(s.provider.get_token(&s.config).unwrap(), refreshed);
+    assert_eq!(exchanges(&tokens).len(), 2);
+}
+
+#[test]
 fn a_token_is_served_until_120_s_left_then_refreshed() {
     let tokens = token_server();
     let s = setup(&tokens);

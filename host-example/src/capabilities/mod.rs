@@ -158,9 +158,10 @@ impl wall_clock::Host for WifView<'_> {
     }
 
     fn resolution(&mut self) -> Datetime {
+        let resolution = self.ctx.clock.resolution();
         Datetime {
-            seconds: 0,
-            nanoseconds: 1_000_000,
+            seconds: resolution.as_secs(),
+            nanoseconds: resolution.subsec_nanos(),
         }
     }
 }
