@@ -11,7 +11,10 @@
 
 use std::cell::OnceCell;
 
-use wasmtime::component::{Component, ComponentExportIndex, Instance, ResourceAny, TypedFunc};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, ResourceAny,
+    TypedFunc,
+};
 use wasmtime::{AsContextMut, Result};
 
 use crate::bindings::exports::anthropic_wif::federation::provider as wit;
@@ -103,15 +106,7 @@ impl Exports {
         mut store: impl AsContextMut,
         client: ResourceAny,
     ) -> Result<std::result::Result<wit::AccessToken, wit::Error>> {
-        let func = match self.token.get() {
-            Some(func) => func,
-            None => {
-                let func = self
-                    .instance
-                    .get_typed_func(&mut store, self.indices.token)?;
-                self.token.get_or_init(|| func)
-            }
-        };
+        let func = kept(&self.token, self.instance, &mut store, self.indices.token)?;
         Ok(func.call(store, (client,))?.0)
     }
 
@@ -122,15 +117,12 @@ impl Exports {
         client: ResourceAny,
         seconds: u32,
     ) -> Result<std::result::Result<wit::AccessToken, wit::Error>> {
-        let func = match self.token_valid_for.get() {
-            Some(func) => func,
-            None => {
-                let func = self
-                    .instance
-                    .get_typed_func(&mut store, self.indices.token_valid_for)?;
-                self.token_valid_for.get_or_init(|| func)
-            }
-        };
+        let func = kept(
+            &self.token_valid_for,
+            self.instance,
+            &mut store,
+            self.indices.token_valid_for,
+        )?;
         Ok(func.call(store, (client, seconds))?.0)
     }
 
@@ -204,4 +196,23 @@ impl Exports {
             )?;
         Ok(func.call(store, (client,))?.0)
     }
+}
+
+/// The function kept in `cell`, looked up in `instance` (and type-checked)
+/// the first time.
+fn kept<P, R>(
+    cell: &OnceCell<TypedFunc<P, R>>,
+    instance: Instance,
+    store: impl AsContextMut,
+    index: ComponentExportIndex,
+) -> Result<&TypedFunc<P, R>>
+where
+    P: ComponentNamedList + Lower,
+    R: ComponentNamedList + Lift,
+{
+    if let Some(func) = cell.get() {
+        return Ok(func);
+    }
+    let func = instance.get_typed_func(store, index)?;
+    Ok(cell.get_or_init(|| func))
 }

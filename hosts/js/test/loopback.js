@@ -78,11 +78,32 @@ async function closeServer(server) {
  * (resolved to 127.0.0.1; 502 for any other target) and counts every
  * CONNECT it receives.
  */
-export class ConnectProxy {
+/** A server on 127.0.0.1 that keeps its sockets, to destroy them when it closes. */
+class SocketServer {
+  /** The sockets to destroy at `close`; subclasses set `this.server`. */
+  sockets = new Set();
+
+  async start() {
+    await listen(this.server);
+    return this;
+  }
+
+  /** `127.0.0.1:PORT`. */
+  get address() {
+    return `127.0.0.1:${this.server.address().port}`;
+  }
+
+  async close() {
+    for (const socket of this.sockets) socket.destroy();
+    await closeServer(this.server);
+  }
+}
+
+export class ConnectProxy extends SocketServer {
   constructor({ user, password, hosts, tls = null }) {
+    super();
     this.connects = 0;
     this.expected = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-    this.sockets = new Set();
     this.scheme = tls ? 'https' : 'http';
     const refuseRequests = (req, res) => {
       res.writeHead(405, { connection: 'close' });
@@ -109,20 +130,6 @@ export class ConnectProxy {
     });
   }
 
-  async start() {
-    await listen(this.server);
-    return this;
-  }
-
-  /** `127.0.0.1:PORT`. */
-  get address() {
-    return `127.0.0.1:${this.server.address().port}`;
-  }
-
-  async close() {
-    for (const socket of this.sockets) socket.destroy();
-    await closeServer(this.server);
-  }
 }
 
 function splitTarget(target) {
@@ -140,10 +147,10 @@ export async function downAddress() {
 }
 
 /** A raw server that writes its response head one byte every `stepMs`, then `body`. */
-export class DripServer {
+export class DripServer extends SocketServer {
   constructor({ body = 'id-token-from-url', stepMs = 100 } = {}) {
+    super();
     const head = `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
-    this.sockets = new Set();
     this.server = net.createServer((socket) => {
       this.sockets.add(socket);
       socket.on('error', () => {});
@@ -160,18 +167,8 @@ export class DripServer {
     });
   }
 
-  async start() {
-    await listen(this.server);
-    return this;
-  }
-
   get origin() {
-    return `http://127.0.0.1:${this.server.address().port}`;
-  }
-
-  async close() {
-    for (const socket of this.sockets) socket.destroy();
-    await closeServer(this.server);
+    return `http://${this.address}`;
   }
 }
 
@@ -271,10 +268,10 @@ export class ManualClock {
  * for 127.0.0.1 itself, refuses any other target (reply 2, not allowed), and
  * records each target as the client sent it.
  */
-export class Socks5Proxy {
+export class Socks5Proxy extends SocketServer {
   constructor({ user, password, hosts }) {
+    super();
     this.targets = [];
-    this.sockets = new Set();
     this.server = net.createServer((client) => {
       this.sockets.add(client);
       client.on('error', () => {});
@@ -313,20 +310,6 @@ export class Socks5Proxy {
     upstream.on('error', () => client.destroy());
   }
 
-  async start() {
-    await listen(this.server);
-    return this;
-  }
-
-  /** `127.0.0.1:PORT`. */
-  get address() {
-    return `127.0.0.1:${this.server.address().port}`;
-  }
-
-  async close() {
-    for (const socket of this.sockets) socket.destroy();
-    await closeServer(this.server);
-  }
 }
 
 /** `read(n)` resolves with the next `n` bytes of `socket`; `read.rest()` takes what is buffered and stops reading. */
